@@ -1,0 +1,3 @@
+from todkit.autodiff.grad import GradEmitter, add_backward
+
+__all__ = ["GradEmitter", "add_backward"]

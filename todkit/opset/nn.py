@@ -1,0 +1,91 @@
+"""Dense-layer ops: MatMul, BiasAdd and BiasAddGrad."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from todkit.ir.graph import TensorType
+from todkit.opset.registry import OpDef, op
+
+
+@op
+class MatMul(OpDef):
+    """2-D matrix product with optional transposes (MindSpore ``MatMul``)."""
+
+    attrs = {"transpose_a": False, "transpose_b": False}
+
+    def infer(ins, a):
+        x, w = ins
+        if len(x.shape) != 2 or len(w.shape) != 2:
+            raise ValueError("MatMul takes 2-D inputs")
+        m, k = x.shape[::-1] if a["transpose_a"] else x.shape
+        k2, n = w.shape[::-1] if a["transpose_b"] else w.shape
+        if k != k2:
+            raise ValueError(f"inner dimensions differ ({k} vs {k2})")
+        return [TensorType((m, n), x.dtype)]
+
+    def kernel(ins, outs, a, rt):
+        x, w = ins
+        np.matmul(x.T if a["transpose_a"] else x, w.T if a["transpose_b"] else w, out=outs[0])
+
+    def grad(g, node, douts):
+        (dy,) = douts
+        x, w = node.inputs
+        ta, tb = node.attrs["transpose_a"], node.attrs["transpose_b"]
+        # y = op(x) @ op(w): dx = dy @ op(w)^T, dw = op(x)^T @ dy, transposed back if needed.
+        dx = dw = None
+        if g.wants(x):
+            if ta:
+                dx = g.emit("MatMul", [w, dy], transpose_a=tb, transpose_b=True)
+            else:
+                dx = g.emit("MatMul", [dy, w], transpose_a=False, transpose_b=not tb)
+        if g.wants(w):
+            if tb:
+                dw = g.emit("MatMul", [dy, x], transpose_a=True, transpose_b=ta)
+            else:
+                dw = g.emit("MatMul", [x, dy], transpose_a=not ta, transpose_b=False)
+        return [dx, dw]
+
+
+@op
+class BiasAdd(OpDef):
+    """Adds a 1-D bias along the channel axis (axis 1 for NCHW, the last for NHWC)."""
+
+    attrs = {"data_format": "NCHW"}
+
+    def infer(ins, a):
+        x, b = ins
+        c = x.shape[-1] if a["data_format"] == "NHWC" or len(x.shape) == 2 else x.shape[1]
+        if b.shape != (c,):
+            raise ValueError(f"bias shape {list(b.shape)} does not match {c} channels")
+        return [x]
+
+    def kernel(ins, outs, a, rt):
+        x, b = ins
+        if a["data_format"] == "NHWC" or x.ndim == 2:
+            np.add(x, b, out=outs[0])
+        else:
+            np.add(x, b.reshape((-1,) + (1,) * (x.ndim - 2)), out=outs[0])
+
+    def grad(g, node, douts):
+        (dy,) = douts
+        x, b = node.inputs
+        db = g.emit("BiasAddGrad", [dy], data_format=node.attrs["data_format"]) if g.wants(b) else None
+        return [dy, db]
+
+
+@op
+class BiasAddGrad(OpDef):
+    """Sum of ``dy`` over every axis but the channel axis."""
+
+    attrs = {"data_format": "NCHW"}
+
+    def infer(ins, a):
+        (dy,) = ins
+        c = dy.shape[-1] if a["data_format"] == "NHWC" or len(dy.shape) == 2 else dy.shape[1]
+        return [TensorType((c,), dy.dtype)]
+
+    def kernel(ins, outs, a, rt):
+        (dy,) = ins
+        axis = dy.ndim - 1 if a["data_format"] == "NHWC" or dy.ndim == 2 else 1
+        np.sum(dy, axis=tuple(i for i in range(dy.ndim) if i != axis), out=outs[0])
