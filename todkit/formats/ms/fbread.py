@@ -1,0 +1,181 @@
+"""A generic, verifying FlatBuffers reader driven by the schema description in ``schema.py``.
+
+It checks what ``flatbuffers::Verifier`` checks before anything is trusted: the file identifier,
+that every table, vtable, string and vector lies inside the buffer and is aligned, that strings
+are terminated and UTF-8, and that union tags are known. Sizes declared in the file are only
+used after the bytes they cover are known to exist, so a corrupt file can never make us
+allocate more than its own size. Every problem raises ``GraphFileError`` naming the file and the
+path of the offending field (``allTensors[3].dims``).
+
+Decoded tables are plain dicts (absent scalar fields hold their schema default, absent offset
+fields are missing); vectors of scalars are read-only NumPy views of the buffer. ``Table.spans``
+records where each vector's payload lies, for in-place patching of tensor data.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from todkit.core.errors import GraphFileError
+from todkit.formats.ms import schema
+
+MAX_BUFFER = 2**31 - 1  # MindSpore Lite refuses model buffers of 2 GB or more
+_NP_CODES = {"B": "u1", "b": "i1", "h": "<i2", "H": "<u2", "i": "<i4", "I": "<u4",
+             "q": "<i8", "Q": "<u8", "f": "<f4", "d": "<f8"}
+
+
+class Table(dict):
+    """A decoded table: field name -> value; ``spans[field] = (offset, nbytes)`` for vectors."""
+
+    __slots__ = ("spans",)
+
+    def __init__(self):
+        super().__init__()
+        self.spans: dict[str, tuple[int, int]] = {}
+
+
+class Reader:
+    def __init__(self, buf, where: str):
+        self.buf = bytes(buf) if not isinstance(buf, bytes) else buf
+        self.where = where
+        self.size = len(self.buf)
+
+    def fail(self, msg: str):
+        raise GraphFileError(f"{self.where}: invalid .ms file: {msg}")
+
+    # -- primitive accessors, each bounds-checked -------------------------------------
+    def _check(self, pos: int, n: int, align: int, what: str) -> None:
+        if pos < 0 or n < 0 or pos + n > self.size:
+            self.fail(f"{what} at offset {pos} (+{n} bytes) is outside the "
+                      f"{self.size}-byte buffer")
+        if align > 1 and pos % align:
+            self.fail(f"{what} at offset {pos} is not {align}-byte aligned")
+
+    def scalar(self, pos: int, type_: str, what: str):
+        code, n = schema.SCALARS[type_]
+        self._check(pos, n, n, what)
+        v = struct.unpack_from("<" + code, self.buf, pos)[0]
+        return bool(v) if type_ == "bool" else v
+
+    def _u32(self, pos: int, what: str) -> int:
+        return self.scalar(pos, "uint", what)
+
+    def _deref(self, pos: int, what: str) -> int:
+        """Follow the uoffset stored at ``pos``."""
+        off = self._u32(pos, what)
+        if off == 0:
+            self.fail(f"{what}: null offset")
+        target = pos + off
+        self._check(target, 4, 4, what)
+        return target
+
+    # -- decoding -----------------------------------------------------------------------
+    def root(self) -> Table:
+        if self.size < 8:
+            self.fail(f"{self.size} bytes is too short for a FlatBuffers file")
+        if self.size > MAX_BUFFER:
+            self.fail(f"{self.size} bytes exceeds the 2 GB limit")
+        ident = self.buf[4:8]
+        if ident != schema.FILE_IDENTIFIER:
+            self.fail(f"file identifier is {ident!r}, expected {schema.FILE_IDENTIFIER!r} "
+                      "(not a MindSpore Lite 2.x model)")
+        return self.table(self._deref(0, "root offset"), schema.ROOT_TABLE, schema.ROOT_TABLE)
+
+    def table(self, pos: int, tname: str, path: str) -> Table:
+        self._check(pos, 4, 4, f"{path} (table)")
+        vt = pos - struct.unpack_from("<i", self.buf, pos)[0]
+        self._check(vt, 4, 2, f"{path} (vtable)")
+        vt_size, obj_size = struct.unpack_from("<HH", self.buf, vt)
+        if vt_size < 4 or vt_size % 2:
+            self.fail(f"{path}: vtable size {vt_size} is invalid")
+        self._check(vt, vt_size, 2, f"{path} (vtable)")
+        self._check(pos, obj_size, 4, f"{path} (table body)")
+        nslots = (vt_size - 4) // 2
+
+        def field_pos(slot: int, nbytes: int, name: str) -> int | None:
+            if slot >= nslots:
+                return None
+            voff = struct.unpack_from("<H", self.buf, vt + 4 + 2 * slot)[0]
+            if voff == 0:
+                return None
+            if voff + nbytes > obj_size:
+                self.fail(f"{path}.{name}: field lies outside its table")
+            return pos + voff
+
+        out = Table()
+        slot = 0
+        for f in schema.TABLES.get(tname, ()):
+            if f.type in schema.UNIONS:
+                members = schema.UNIONS[f.type]
+                tpos = field_pos(slot, 1, f.name + "_type")
+                tag = self.scalar(tpos, "ubyte", f"{path}.{f.name}_type") if tpos else 0
+                vpos = field_pos(slot + 1, 4, f.name)
+                slot += 2
+                if tag > len(members):
+                    self.fail(f"{path}.{f.name}: unknown {f.type} union tag {tag}")
+                out[f.name + "_type"] = tag
+                if tag and vpos is None:
+                    self.fail(f"{path}.{f.name}: union tag {tag} without a value")
+                if tag:
+                    member = members[tag - 1]
+                    out[f.name] = self.table(self._deref(vpos, f"{path}.{f.name}"), member,
+                                             f"{path}.{f.name}<{member}>")
+                continue
+            ftype = schema.ENUMS[f.type][0] if f.type in schema.ENUMS else f.type
+            size = schema.SCALARS[ftype][1] if ftype in schema.SCALARS else 4
+            fpos = field_pos(slot, size, f.name)
+            slot += 1
+            if f.deprecated:
+                continue
+            fpath = f"{path}.{f.name}"
+            if ftype in schema.SCALARS:
+                if fpos is None:
+                    d = f.default if f.default is not None else 0
+                    out[f.name] = bool(d) if ftype == "bool" else d
+                else:
+                    out[f.name] = self.scalar(fpos, ftype, fpath)
+            elif fpos is not None:
+                out[f.name] = self._offset_field(fpos, ftype, fpath, out, f.name)
+        return out
+
+    def _offset_field(self, fpos: int, ftype: str, path: str, out: Table, name: str):
+        target = self._deref(fpos, path)
+        if ftype == "string":
+            return self.string(target, path)
+        if ftype.startswith("["):
+            elem = ftype[1:-1]
+            n = self._u32(target, f"{path} (length)")
+            start = target + 4
+            if elem in schema.ENUMS:
+                elem = schema.ENUMS[elem][0]
+            if elem in schema.SCALARS:
+                code, esize = schema.SCALARS[elem]
+                self._check(start, n * esize, esize, path)
+                out.spans[name] = (start, n * esize)
+                arr = np.frombuffer(self.buf, _NP_CODES[code], n, start)
+                return arr.astype(bool) if elem == "bool" else arr
+            if elem == "string":
+                self._check(start, 4 * n, 4, path)
+                return [self.string(self._deref(start + 4 * i, f"{path}[{i}]"), f"{path}[{i}]")
+                        for i in range(n)]
+            self._check(start, 4 * n, 4, path)
+            return [self.table(self._deref(start + 4 * i, f"{path}[{i}]"), elem, f"{path}[{i}]")
+                    for i in range(n)]
+        return self.table(target, ftype, path)
+
+    def string(self, pos: int, path: str) -> str:
+        n = self._u32(pos, f"{path} (length)")
+        self._check(pos + 4, n + 1, 1, path)
+        if self.buf[pos + 4 + n] != 0:
+            self.fail(f"{path}: string is not null-terminated")
+        try:
+            return self.buf[pos + 4: pos + 4 + n].decode("utf-8")
+        except UnicodeDecodeError:
+            self.fail(f"{path}: string is not valid UTF-8")
+
+
+def decode(buf, where: str) -> Table:
+    """Verify and decode a whole `.ms` buffer into nested ``Table`` dicts."""
+    return Reader(buf, where).root()
