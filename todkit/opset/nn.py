@@ -1,5 +1,7 @@
 """Dense-layer ops: MatMul, BiasAdd and BiasAddGrad."""
 
+# ruff: noqa: RUF012  (``attrs`` is the op's read-only attribute table)
+
 from __future__ import annotations
 
 import numpy as np
@@ -71,7 +73,7 @@ class BiasAdd(OpDef):
         (dy,) = douts
         x, b = node.inputs
         db = g.emit("BiasAddGrad", [dy], data_format=node.attrs["data_format"]) if g.wants(b) else None
-        return [dy, db]
+        return [dy if g.wants(x) else None, db]
 
 
 @op

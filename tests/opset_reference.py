@@ -1,0 +1,292 @@
+"""Independent NumPy references for the op kernels, written the slow, obvious way (explicit
+loops for convolution and pooling, textbook formulas for losses and optimizers) so they
+share no code with todkit/opset.
+
+``REFERENCE[op](ins, attrs)`` returns the op's outputs followed by the new values of the
+inputs the op mutates, in ``mutates`` order.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+REFERENCE = {}
+
+
+def ref(*names):
+    def deco(fn):
+        for n in names:
+            REFERENCE[n] = fn
+        return fn
+    return deco
+
+
+def _pair(v):
+    v = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    return v[-2:]
+
+
+# -- element-wise and layout -----------------------------------------------------------------
+ref("Add")(lambda ins, a: [ins[0] + ins[1]])
+ref("Sub")(lambda ins, a: [ins[0] - ins[1]])
+ref("Mul")(lambda ins, a: [ins[0] * ins[1]])
+ref("RealDiv")(lambda ins, a: [ins[0] / ins[1]])
+ref("Reshape")(lambda ins, a: [ins[0].reshape(a["shape"])])
+ref("Flatten")(lambda ins, a: [ins[0].reshape(len(ins[0]), -1)])
+ref("ExpandDims")(lambda ins, a: [np.expand_dims(ins[0], a["axis"])])
+ref("Transpose")(lambda ins, a: [np.transpose(ins[0], a["perm"])])
+ref("ReLU")(lambda ins, a: [np.where(ins[0] > 0, ins[0], 0).astype(ins[0].dtype)])
+ref("ReluGrad")(lambda ins, a: [np.where(ins[1] > 0, ins[0], 0).astype(ins[0].dtype)])
+ref("Sigmoid")(lambda ins, a: [(0.5 * (1 + np.tanh(ins[0] / 2))).astype(ins[0].dtype)])
+ref("SigmoidGrad")(lambda ins, a: [ins[1] * ins[0] * (1 - ins[0])])
+ref("TanhGrad")(lambda ins, a: [ins[1] - ins[1] * ins[0] ** 2])
+ref("MatMul")(lambda ins, a: [np.einsum("ij,jk->ik", ins[0].T if a["transpose_a"] else ins[0],
+                                        ins[1].T if a["transpose_b"] else ins[1])])
+
+
+@ref("AddN")
+def _addn(ins, a):
+    total = np.zeros_like(ins[0])
+    for x in ins:
+        total = total + x
+    return [total]
+
+
+@ref("Tanh")
+def _tanh(ins, a):
+    e = np.exp(2 * ins[0].astype(np.float64))
+    return [((e - 1) / (e + 1)).astype(ins[0].dtype)]
+
+
+def _channel_axis(x, fmt):
+    return x.ndim - 1 if fmt == "NHWC" or x.ndim == 2 else 1
+
+
+@ref("BiasAdd")
+def _bias_add(ins, a):
+    x, b = ins
+    axis = _channel_axis(x, a["data_format"])
+    out = x.copy()
+    for c in range(len(b)):
+        idx = [slice(None)] * x.ndim
+        idx[axis] = c
+        out[tuple(idx)] += b[c]
+    return [out]
+
+
+@ref("BiasAddGrad")
+def _bias_add_grad(ins, a):
+    (dy,) = ins
+    axis = _channel_axis(dy, a["data_format"])
+    return [np.moveaxis(dy, axis, 0).reshape(dy.shape[axis], -1).sum(axis=1)]
+
+
+# -- losses ----------------------------------------------------------------------------------
+def _log_softmax_row(row):
+    m = max(row)
+    s = sum(math.exp(v - m) for v in row)
+    return [v - m - math.log(s) for v in row]
+
+
+@ref("SoftmaxCrossEntropyWithLogits")
+def _softmax_ce(ins, a):
+    logits, labels = ins
+    loss, back = np.zeros(len(logits), logits.dtype), np.zeros_like(logits)
+    for i, row in enumerate(logits.astype(float)):
+        logp = _log_softmax_row(row)
+        loss[i] = -sum(lab * lp for lab, lp in zip(labels[i], logp))
+        back[i] = [math.exp(lp) - lab for lp, lab in zip(logp, labels[i])]
+    return [loss, back]
+
+
+@ref("SparseSoftmaxCrossEntropyWithLogits")
+def _sparse_softmax_ce(ins, a):
+    logits, labels = ins
+    n = len(logits)
+    if a["is_grad"]:
+        grad = np.zeros_like(logits)
+        for i, row in enumerate(logits.astype(float)):
+            probs = [math.exp(lp) for lp in _log_softmax_row(row)]
+            probs[labels[i]] -= 1
+            grad[i] = [p / n for p in probs]
+        return [grad]
+    total = sum(-_log_softmax_row(row)[labels[i]] for i, row in enumerate(logits.astype(float)))
+    return [np.array(total / n, logits.dtype)]
+
+
+# -- convolution and pooling, by explicit loops ---------------------------------------------
+def _pads(a, h, w, kh, kw):
+    """(top, bottom, left, right) as MindSpore resolves them."""
+    mode = a["pad_mode"].lower()
+    if mode == "pad":
+        return tuple(a["pad_list"])
+    if mode == "valid":
+        return (0, 0, 0, 0)
+    (sh, sw), (dh, dw) = _pair(a.get("stride", a.get("strides"))), _pair(a.get("dilation", 1))
+    th = max((math.ceil(h / sh) - 1) * sh + (kh - 1) * dh + 1 - h, 0)
+    tw = max((math.ceil(w / sw) - 1) * sw + (kw - 1) * dw + 1 - w, 0)
+    return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+
+
+def _conv_setup(x_shape, w_shape, a):
+    h, w = x_shape[2:]
+    o, cg, kh, kw = w_shape
+    (sh, sw), (dh, dw) = _pair(a["stride"]), _pair(a["dilation"])
+    t, b, l, r = _pads(a, h, w, kh, kw)
+    oh = (h + t + b - (kh - 1) * dh - 1) // sh + 1
+    ow = (w + l + r - (kw - 1) * dw - 1) // sw + 1
+    return {"sh": sh, "sw": sw, "dh": dh, "dw": dw, "pads": (t, b, l, r), "oh": oh, "ow": ow,
+            "og": o // a["group"], "cg": cg}
+
+
+def _padded(x, pads, value=0.0):
+    t, b, l, r = pads
+    return np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=value)
+
+
+@ref("Conv2D")
+def _conv2d(ins, a):
+    x, w = ins
+    s = _conv_setup(x.shape, w.shape, a)
+    xp = _padded(x, s["pads"])
+    kh, kw = w.shape[2:]
+    y = np.zeros((x.shape[0], w.shape[0], s["oh"], s["ow"]), x.dtype)
+    for o in range(w.shape[0]):
+        c0 = (o // s["og"]) * s["cg"]
+        for i in range(s["oh"]):
+            for j in range(s["ow"]):
+                r0, q0 = i * s["sh"], j * s["sw"]
+                patch = xp[:, c0:c0 + s["cg"], r0:r0 + (kh - 1) * s["dh"] + 1:s["dh"],
+                           q0:q0 + (kw - 1) * s["dw"] + 1:s["dw"]]
+                y[:, o, i, j] = (patch * w[o]).sum(axis=(1, 2, 3))
+    return [y]
+
+
+@ref("Conv2DBackpropInput")
+def _conv2d_backprop_input(ins, a):
+    dy, w = ins
+    x_shape = tuple(a["input_sizes"])
+    s = _conv_setup(x_shape, w.shape, a)
+    t, b, l, r = s["pads"]
+    kh, kw = w.shape[2:]
+    dxp = np.zeros((x_shape[0], x_shape[1], x_shape[2] + t + b, x_shape[3] + l + r), dy.dtype)
+    for o in range(w.shape[0]):
+        c0 = (o // s["og"]) * s["cg"]
+        for i in range(s["oh"]):
+            for j in range(s["ow"]):
+                r0, q0 = i * s["sh"], j * s["sw"]
+                dxp[:, c0:c0 + s["cg"], r0:r0 + (kh - 1) * s["dh"] + 1:s["dh"],
+                    q0:q0 + (kw - 1) * s["dw"] + 1:s["dw"]] += (
+                        dy[:, o, i, j][:, None, None, None] * w[o][None])
+    return [dxp[:, :, t:t + x_shape[2], l:l + x_shape[3]]]
+
+
+@ref("Conv2DBackpropFilter")
+def _conv2d_backprop_filter(ins, a):
+    dy, x = ins
+    w_shape = tuple(a["filter_sizes"])
+    s = _conv_setup(x.shape, w_shape, a)
+    xp = _padded(x, s["pads"])
+    kh, kw = w_shape[2:]
+    dw = np.zeros(w_shape, x.dtype)
+    for o in range(w_shape[0]):
+        c0 = (o // s["og"]) * s["cg"]
+        for i in range(s["oh"]):
+            for j in range(s["ow"]):
+                r0, q0 = i * s["sh"], j * s["sw"]
+                patch = xp[:, c0:c0 + s["cg"], r0:r0 + (kh - 1) * s["dh"] + 1:s["dh"],
+                           q0:q0 + (kw - 1) * s["dw"] + 1:s["dw"]]
+                dw[o] += (patch * dy[:, o, i, j][:, None, None, None]).sum(axis=0)
+    return [dw]
+
+
+def _pool_setup(x, a):
+    kh, kw = _pair(a["kernel_size"])
+    sh, sw = _pair(a["strides"])
+    pads = _pads(dict(a, stride=(sh, sw)), x.shape[2], x.shape[3], kh, kw)
+    oh = (x.shape[2] + pads[0] + pads[1] - kh) // sh + 1
+    ow = (x.shape[3] + pads[2] + pads[3] - kw) // sw + 1
+    return kh, kw, sh, sw, pads, oh, ow
+
+
+@ref("MaxPool")
+def _max_pool(ins, a):
+    (x,) = ins
+    kh, kw, sh, sw, pads, oh, ow = _pool_setup(x, a)
+    xp = _padded(x, pads, -np.inf)
+    y = np.zeros(x.shape[:2] + (oh, ow), x.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            y[:, :, i, j] = xp[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw].max(axis=(2, 3))
+    return [y]
+
+
+@ref("MaxPoolGrad")
+def _max_pool_grad(ins, a):
+    x, _, dy = ins
+    kh, kw, sh, sw, pads, oh, ow = _pool_setup(x, a)
+    xp = _padded(x, pads, -np.inf)
+    dxp = np.zeros(xp.shape, x.dtype)
+    for n in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            for i in range(oh):
+                for j in range(ow):
+                    win = xp[n, c, i * sh:i * sh + kh, j * sw:j * sw + kw]
+                    r, q = np.unravel_index(np.argmax(win), win.shape)  # first maximum
+                    dxp[n, c, i * sh + r, j * sw + q] += dy[n, c, i, j]
+    t, _, l, _ = pads
+    return [dxp[:, :, t:t + x.shape[2], l:l + x.shape[3]]]
+
+
+# -- optimizers and assignment, textbook formulas in float64 --------------------------------
+_DUMMY = np.zeros(1, np.float32)
+
+
+@ref("Adam")
+def _adam(ins, a):
+    p, m, v, b1p, b2p, lr, b1, b2, eps, g = (np.asarray(t, np.float64) for t in ins)
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    lr_t = lr * np.sqrt(1 - b2p) / (1 - b1p)
+    num = (b1 * m + (1 - b1) * g) if a["use_nesterov"] else m
+    p = p - lr_t * num / (np.sqrt(v) + eps)
+    dt = ins[0].dtype
+    return [_DUMMY, p.astype(dt), m.astype(dt), v.astype(dt)]
+
+
+@ref("ApplyMomentum")
+def _apply_momentum(ins, a):
+    p, accum, lr, g, mom = (np.asarray(t, np.float64) for t in ins)
+    accum = mom * accum + g
+    p = p - (lr * (g + mom * accum) if a["use_nesterov"] else lr * accum)
+    dt = ins[0].dtype
+    return [_DUMMY, p.astype(dt), accum.astype(dt)]
+
+
+@ref("SGD")
+def _sgd(ins, a):
+    p, g, lr, accum, mom, stat = (np.asarray(t, np.float64) for t in ins)
+    g = g + a["weight_decay"] * p
+    if mom > 0:
+        accum = np.where(stat > 0, g, mom * accum + (1 - a["dampening"]) * g)
+        stat = np.zeros_like(stat)
+        step = g + mom * accum if a["nesterov"] else accum
+    else:
+        step = g
+    p = p - lr * step
+    dt = ins[0].dtype
+    return [_DUMMY, p.astype(dt), accum.astype(dt), stat.astype(dt)]
+
+
+@ref("Assign")
+def _assign(ins, a):
+    new = np.broadcast_to(ins[1], ins[0].shape).copy()
+    return [new, new]
+
+
+@ref("AssignAdd")
+def _assign_add(ins, a):
+    new = ins[0] + ins[1]
+    return [new, new]

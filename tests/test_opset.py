@@ -1,0 +1,443 @@
+"""The op vocabulary against independent references (tests/opset_reference.py).
+
+One table, one row per case. For every row: the kernel (float32 and float64) matches the
+reference, and the shape rule gives the reference's shapes and dtypes. Rows with ``grad``
+also get a float64 gradient check: the backward IR emitted by the op's rule, run by the
+interpreter, against central differences of the forward op on a random direction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from opset_reference import REFERENCE
+
+from todkit import opset
+from todkit.autodiff import add_backward
+from todkit.core import dtypes
+from todkit.core.errors import InferShapeError
+from todkit.ir.graph import Graph, TensorType
+from todkit.opset import get_op
+from todkit.opset.interpret import interpret
+from todkit.opset.runctx import RunContext
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "OPS.md"
+
+
+# -- input generators: spec(rng, float dtype) -> array -----------------------------------------
+def F(*shape):
+    return lambda rng, dt: rng.standard_normal(shape).astype(dt)
+
+
+def Pos(*shape):
+    return lambda rng, dt: rng.uniform(0.5, 2.0, shape).astype(dt)
+
+
+def Away(*shape):
+    return lambda rng, dt: (rng.choice([-1, 1], shape) * rng.uniform(0.2, 1.5, shape)).astype(dt)
+
+
+def Unit(*shape):
+    return lambda rng, dt: rng.uniform(-0.9, 0.9, shape).astype(dt)
+
+
+def Probs(n, c):
+    def make(rng, dt):
+        p = rng.uniform(0.1, 1.0, (n, c))
+        return (p / p.sum(axis=1, keepdims=True)).astype(dt)
+    return make
+
+
+def Labels(n, c):
+    return lambda rng, dt: rng.integers(0, c, n).astype(np.int32)
+
+
+def Val(value, dtype=None):
+    return lambda rng, dt: np.array(value, dtype or dt)
+
+
+@dataclass
+class Case:
+    op: str
+    ins: list
+    attrs: dict = field(default_factory=dict)
+    grad: tuple = ()  # inputs to differentiate in the gradient check
+
+    @property
+    def id(self):
+        shapes = "x".join(str(s(np.random.default_rng(0), np.float32).shape) for s in self.ins)
+        extra = ",".join(f"{k}={v}" for k, v in self.attrs.items())
+        return f"{self.op}[{shapes}]{'{' + extra + '}' if extra else ''}".replace(" ", "")
+
+
+def row(op, ins, grad=(), **attrs):
+    return Case(op, ins, attrs, tuple(grad))
+
+
+CONV = {"out_channel": 4, "kernel_size": (3, 3)}
+SCALAR = Val(0.1)
+ADAM_HYPER = [Val([0.9 ** 3]), Val([0.999 ** 3]), Val(0.01), Val(0.9), Val(0.999), Val(1e-8)]
+
+CASES = [
+    # dense
+    row("MatMul", [F(3, 4), F(4, 5)], grad=(0, 1)),
+    row("MatMul", [F(4, 3), F(5, 4)], grad=(0, 1), transpose_a=True, transpose_b=True),
+    row("MatMul", [F(3, 4), F(5, 4)], grad=(0, 1), transpose_b=True),
+    row("BiasAdd", [F(3, 5), F(5)], grad=(0, 1)),
+    row("BiasAdd", [F(2, 3, 4, 4), F(3)], grad=(0, 1)),
+    row("BiasAdd", [F(2, 4, 4, 3), F(3)], grad=(0, 1), data_format="NHWC"),
+    row("BiasAddGrad", [F(2, 3, 4, 4)]),
+    row("BiasAddGrad", [F(6, 5)]),
+    # element-wise, with broadcasting
+    row("Add", [F(3, 4), F(3, 4)], grad=(0, 1)),
+    row("Add", [F(2, 3, 4), F(4)], grad=(0, 1)),
+    row("Sub", [F(3, 4), F(3, 1)], grad=(0, 1)),
+    row("Sub", [F(), F(2, 3)], grad=(0, 1)),
+    row("Mul", [F(3, 4), F(3, 4)], grad=(0, 1)),
+    row("Mul", [F(2, 1, 4), F(3, 1)], grad=(0, 1)),
+    row("Mul", [F(5, 3), F(5, 1)], grad=(0, 1)),
+    row("Mul", [F(2, 3), F()], grad=(0, 1)),
+    row("RealDiv", [F(3, 4), Pos(3, 4)], grad=(0, 1)),
+    row("RealDiv", [F(2, 3, 4), Pos(3, 1)], grad=(0, 1)),
+    row("AddN", [F(3, 4)], grad=(0,)),
+    row("AddN", [F(3, 4), F(3, 4), F(3, 4)], grad=(0, 1, 2)),
+    # layout
+    row("Reshape", [F(2, 3, 4)], grad=(0,), shape=(6, -1)),
+    row("Reshape", [F(2, 6)], grad=(0,), shape=(3, 2, 2)),
+    row("Flatten", [F(2, 3, 4, 5)], grad=(0,)),
+    row("Flatten", [F(4)], grad=(0,)),
+    row("ExpandDims", [F(3)], grad=(0,), axis=-1),
+    row("ExpandDims", [F(2, 3)], grad=(0,), axis=1),
+    row("ExpandDims", [F()], grad=(0,), axis=0),
+    row("Transpose", [F(2, 3, 4)], grad=(0,), perm=(2, 0, 1)),
+    row("Transpose", [F(3, 5)], grad=(0,), perm=(1, 0)),
+    # activations
+    row("ReLU", [Away(3, 4)], grad=(0,)),
+    row("ReLU", [Away(2, 3, 2, 2)], grad=(0,)),
+    row("ReluGrad", [F(3, 4), Away(3, 4)]),
+    row("Sigmoid", [F(3, 4)], grad=(0,)),
+    row("Sigmoid", [Val([-100.0, -5.0, 0.0, 5.0, 100.0])]),
+    row("SigmoidGrad", [Unit(3, 4), F(3, 4)]),
+    row("Tanh", [F(3, 4)], grad=(0,)),
+    row("TanhGrad", [Unit(3, 4), F(3, 4)]),
+    # losses
+    row("SoftmaxCrossEntropyWithLogits", [F(4, 5), Probs(4, 5)], grad=(0,)),
+    row("SoftmaxCrossEntropyWithLogits", [Val([[1000.0, 0.0, -1000.0]]), Probs(1, 3)]),
+    row("SparseSoftmaxCrossEntropyWithLogits", [F(4, 5), Labels(4, 5)], grad=(0,)),
+    row("SparseSoftmaxCrossEntropyWithLogits", [F(6, 3), Labels(6, 3)], is_grad=True),
+    row("SparseSoftmaxCrossEntropyWithLogits",
+        [Val([[500.0, -500.0], [0.0, 1.0]]), Val([1, 0], np.int32)]),
+    # convolution (NCHW)
+    row("Conv2D", [F(2, 3, 6, 6), F(4, 3, 3, 3)], grad=(0, 1), **CONV),
+    row("Conv2D", [F(2, 3, 7, 6), F(4, 3, 3, 3)], grad=(0, 1), pad_mode="same", stride=(2, 2),
+        **CONV),
+    row("Conv2D", [F(1, 2, 7, 7), F(4, 2, 3, 3)], grad=(0, 1), pad_mode="same", dilation=(2, 2),
+        **CONV),
+    row("Conv2D", [F(2, 2, 5, 6), F(4, 2, 3, 3)], grad=(0, 1), pad_mode="pad",
+        pad_list=(1, 0, 2, 1), stride=(2, 1), **CONV),
+    row("Conv2D", [F(2, 4, 5, 5), F(4, 2, 3, 3)], grad=(0, 1), group=2, **CONV),
+    row("Conv2D", [F(1, 4, 6, 6), F(4, 1, 3, 3)], grad=(0, 1), group=4, pad_mode="same", **CONV),
+    row("Conv2D", [F(2, 1, 8, 8), F(6, 1, 5, 5)], grad=(1,), out_channel=6, kernel_size=(5, 5),
+        stride=(1, 1, 1, 1)),
+    row("Conv2DBackpropInput", [F(2, 4, 4, 4), F(4, 3, 3, 3)], input_sizes=(2, 3, 6, 6), **CONV),
+    row("Conv2DBackpropInput", [F(2, 4, 4, 3), F(4, 3, 3, 3)], input_sizes=(2, 3, 7, 6),
+        pad_mode="same", stride=(2, 2), **CONV),
+    row("Conv2DBackpropInput", [F(2, 4, 3, 3), F(4, 2, 3, 3)], input_sizes=(2, 4, 5, 5),
+        group=2, **CONV),
+    row("Conv2DBackpropFilter", [F(2, 4, 4, 4), F(2, 3, 6, 6)], filter_sizes=(4, 3, 3, 3),
+        **CONV),
+    row("Conv2DBackpropFilter", [F(1, 4, 7, 7), F(1, 2, 7, 7)], filter_sizes=(4, 2, 3, 3),
+        pad_mode="same", dilation=(2, 2), **CONV),
+    row("Conv2DBackpropFilter", [F(2, 4, 3, 3), F(2, 4, 5, 5)], filter_sizes=(4, 2, 3, 3),
+        group=2, **CONV),
+    # pooling (NCHW)
+    row("MaxPool", [F(2, 3, 6, 6)], grad=(0,), kernel_size=(2, 2), strides=(2, 2)),
+    row("MaxPool", [F(2, 3, 7, 5)], grad=(0,), kernel_size=(3, 3), strides=(2, 2),
+        pad_mode="same"),
+    row("MaxPool", [F(1, 2, 6, 6)], grad=(0,), kernel_size=(1, 1, 3, 3), strides=(1, 1, 1, 1)),
+    row("MaxPoolGrad", [F(2, 3, 6, 6), F(2, 3, 3, 3), F(2, 3, 3, 3)], kernel_size=(2, 2),
+        strides=(2, 2)),
+    row("MaxPoolGrad", [F(2, 3, 7, 5), F(2, 3, 4, 3), F(2, 3, 4, 3)], kernel_size=(3, 3),
+        strides=(2, 2), pad_mode="same"),
+    row("MaxPoolGrad", [Val(np.zeros((1, 1, 4, 4))), F(1, 1, 3, 3), F(1, 1, 3, 3)],
+        kernel_size=(2, 2), strides=(1, 1)),  # ties everywhere: the first maximum wins
+    # optimizers and state updates
+    row("Adam", [F(3, 4), F(3, 4), Pos(3, 4), *ADAM_HYPER, F(3, 4)]),
+    row("Adam", [F(5), F(5), Pos(5), *ADAM_HYPER, F(5)], use_nesterov=True),
+    row("ApplyMomentum", [F(3, 4), F(3, 4), SCALAR, F(3, 4), Val(0.9)]),
+    row("ApplyMomentum", [F(6), F(6), SCALAR, F(6), Val(0.9)], use_nesterov=True),
+    row("SGD", [F(3, 4), F(3, 4), SCALAR, F(3, 4), Val(0.9), Val(np.ones((3, 4)))]),
+    row("SGD", [F(3, 4), F(3, 4), SCALAR, F(3, 4), Val(0.9), Val(np.zeros((3, 4)))],
+        dampening=0.1, weight_decay=0.01),
+    row("SGD", [F(5), F(5), SCALAR, F(5), Val(0.9), Val([0.0])], nesterov=True),
+    row("SGD", [F(5), F(5), SCALAR, F(5), Val(0.0), Val([1.0])], dampening=0.5),
+    row("Assign", [F(3, 4), F(3, 4)]),
+    row("Assign", [F(), F()]),
+    row("AssignAdd", [Val([7], np.int32), Val([1], np.int32)]),
+    row("AssignAdd", [F(3, 4), F(3, 4)]),
+]
+
+
+def _make(case, rng, dt):
+    return [spec(rng, dt) for spec in case.ins]
+
+
+def _type_of(arr):
+    return TensorType(arr.shape, dtypes.from_numpy(arr.dtype))
+
+
+def _skip_unregistered(case):
+    if case.op not in opset.OPS:
+        pytest.skip(f"{case.op} is not implemented yet")
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_kernel_matches_reference(case, dt):
+    _skip_unregistered(case)
+    rng = np.random.default_rng(1)
+    ins = _make(case, rng, dt)
+    opdef = get_op(case.op)
+    attrs = opdef.complete_attrs(case.attrs)
+    types = opdef.infer_types([_type_of(a) for a in ins], attrs)
+    outs = [np.full(t.shape, np.nan if t.dtype.np.kind == "f" else -7, t.dtype.np) for t in types]
+    work = [a.copy() for a in ins]
+    opdef.kernel(work, outs, attrs, RunContext())
+    expected = REFERENCE[case.op]([a.copy() for a in ins], attrs)
+    got = outs + [work[i] for i in opdef.mutates]
+    assert len(got) == len(expected)
+    tol = {"rtol": 2e-5, "atol": 2e-6} if dt == np.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    for k, (g, e) in enumerate(zip(got, expected)):
+        e = np.asarray(e)
+        # The shape rule (which sized ``outs``) agrees with the reference's shape and dtype.
+        assert (g.shape, g.dtype) == (e.shape, e.dtype), f"result {k}"
+        np.testing.assert_allclose(g, e, err_msg=f"result {k}", **tol)
+
+
+GRAD_CASES = [c for c in CASES if c.grad]
+
+
+def _objective_graph(case, arrays, rng):
+    """Graph: the op on graph inputs; ``sum(out0 * r)`` through sens r; backward appended."""
+    g = Graph("grad_check")
+    vals = [g.add_input(f"in{i}", _type_of(a)) for i, a in enumerate(arrays)]
+    out = opset.emit(g, case.op, vals, case.attrs).outputs[0]
+    g.outputs = [out]
+    r = rng.standard_normal(out.type.shape)
+    sens = g.add_const("sens", r)
+    wrt = [vals[i] for i in case.grad]
+    grads = add_backward(g, out, wrt, sens)
+    opset.verify(g, "grad_check")
+    return g, vals, out, r, [grads[w] for w in wrt]
+
+
+@pytest.mark.parametrize("case", GRAD_CASES, ids=lambda c: c.id)
+def test_gradient_matches_central_differences(case):
+    _skip_unregistered(case)
+    rng = np.random.default_rng(2)
+    arrays = _make(case, rng, np.float64)
+    g, vals, out, r, grad_values = _objective_graph(case, arrays, rng)
+    feeds = dict(zip(vals, arrays))
+    analytic = interpret(g, feeds, outputs=grad_values)
+    dirs = {i: rng.standard_normal(arrays[i].shape) for i in case.grad}
+
+    def objective(t):
+        moved = {v: a + t * dirs[i] if i in dirs else a for i, (v, a) in enumerate(feeds.items())}
+        return float(np.sum(interpret(g, moved, outputs=[out])[0] * r))
+
+    eps = 1e-6
+    numeric = (objective(eps) - objective(-eps)) / (2 * eps)
+    along = sum(float(np.sum(d * dirs[i])) for i, d in zip(case.grad, analytic))
+    assert along == pytest.approx(numeric, rel=1e-6, abs=1e-8)
+
+
+def _doc_ops():
+    names = set()
+    for line in DOC.read_text().splitlines():
+        m = re.match(r"\|\s*([A-Z][^|]*?)\s*\|", line)
+        if m:
+            cell = re.sub(r"\*[^*]*\*", "", m.group(1))
+            names.update(n.strip() for n in re.split(r"[,/]", cell) if n.strip())
+    return names
+
+
+def test_every_op_has_rows_and_the_table_is_large():
+    doc_ops = _doc_ops()
+    assert len(doc_ops) >= 30
+    assert doc_ops <= set(opset.OPS), f"not implemented: {sorted(doc_ops - set(opset.OPS))}"
+    kernel_rows = {c.op for c in CASES}
+    grad_rows = {c.op for c in GRAD_CASES}
+    for name, opdef in opset.OPS.items():
+        assert name in kernel_rows, f"{name} has no kernel row"
+        if opdef.grad is not None:
+            assert name in grad_rows, f"{name} has a gradient rule but no gradient row"
+    assert len(CASES) >= 70
+
+
+# -- gradient rules emit what MindSpore emits, and nothing dead ------------------------------
+def _backward_ops(build, wrt_names, sens_value):
+    g = Graph("t")
+    named = build(g)
+    out = g.outputs[0]
+    sens = g.add_const("sens", np.asarray(sens_value, out.type.dtype.np))
+    before = len(g.nodes)
+    add_backward(g, out, [named[n] for n in wrt_names], sens)
+    return [n for n in g.nodes[before:]]
+
+
+def _lenet_like(g):
+    f32 = dtypes.float32
+    x = g.add_input("x", TensorType((2, 1, 8, 8), f32))
+    lab = g.add_input("label", TensorType((2,), dtypes.int32))
+    w1 = g.add_const("w1", np.ones((2, 1, 3, 3), np.float32), param=True)
+    w2 = g.add_const("w2", np.ones((3, 2, 3, 3), np.float32), param=True)
+    fc = g.add_const("fc", np.ones((3 * 2 * 2, 4), np.float32), param=True)
+    conv = {"kernel_size": (3, 3), "pad_mode": "same"}
+    h = opset.emit(g, "Conv2D", [x, w1], dict(out_channel=2, **conv)).outputs[0]
+    h = opset.emit(g, "ReLU", [h]).outputs[0]
+    h = opset.emit(g, "MaxPool", [h], {"kernel_size": (2, 2), "strides": (2, 2)}).outputs[0]
+    h = opset.emit(g, "Conv2D", [h, w2], dict(out_channel=3, **conv)).outputs[0]
+    h = opset.emit(g, "MaxPool", [h], {"kernel_size": (2, 2), "strides": (2, 2)}).outputs[0]
+    h = opset.emit(g, "Flatten", [h]).outputs[0]
+    h = opset.emit(g, "MatMul", [h, fc]).outputs[0]
+    g.outputs = [opset.emit(g, "SparseSoftmaxCrossEntropyWithLogits", [h, lab]).outputs[0]]
+    return {"x": x, "w1": w1, "w2": w2, "fc": fc}
+
+
+def test_backward_of_a_small_cnn_has_mindspores_ops_and_no_dead_nodes():
+    ops = [n.op for n in _backward_ops(_lenet_like, ["w1", "w2", "fc"], 1.0)]
+    # One Conv2DBackpropInput (into the second conv), none for the data input.
+    assert ops.count("Conv2DBackpropInput") == 1
+    assert ops.count("Conv2DBackpropFilter") == 2
+    assert ops.count("MaxPoolGrad") == 2 and ops.count("ReluGrad") == 1
+    assert "Reshape" in ops and "Mul" not in ops  # sens of ones: is_grad output used directly
+    assert ops[0] == "SparseSoftmaxCrossEntropyWithLogits"
+
+
+def test_frozen_layers_get_no_backward_nodes():
+    ops = [n.op for n in _backward_ops(_lenet_like, ["fc"], 2.0)]
+    assert ops == ["SparseSoftmaxCrossEntropyWithLogits", "Mul", "MatMul"]
+
+
+def test_dense_cross_entropy_gradient_is_backprop_times_expanded_sens():
+    def build(g):
+        x = g.add_input("x", TensorType((3, 4), dtypes.float32))
+        y = g.add_input("y", TensorType((3, 4), dtypes.float32))
+        g.outputs = [opset.emit(g, "SoftmaxCrossEntropyWithLogits", [x, y]).outputs[0]]
+        return {"x": x}
+    nodes = _backward_ops(build, ["x"], np.ones(3))
+    assert [n.op for n in nodes] == ["ExpandDims", "Mul"]
+    assert nodes[1].inputs[0].producer.op == "SoftmaxCrossEntropyWithLogits"
+
+
+# -- optimizers over several steps ----------------------------------------------------------
+def _run_steps(op_name, state, hyper, attrs, grads):
+    opdef = get_op(op_name)
+    full = opdef.complete_attrs(attrs)
+    for g in grads:
+        ins = {**state, **hyper, "grad": g}
+        arrays = [ins[k] for k in ORDER[op_name]]
+        types = opdef.infer_types([_type_of(a) for a in arrays], full)
+        out = np.full(types[0].shape, np.nan, np.float32)
+        opdef.kernel(arrays, [out], full, RunContext())
+        assert out.dtype == np.float32 and out.shape == (1,) and out[0] == 0
+
+
+ORDER = {
+    "Adam": ["p", "m", "v", "b1p", "b2p", "lr", "b1", "b2", "eps", "grad"],
+    "ApplyMomentum": ["p", "accum", "lr", "grad", "mom"],
+    "SGD": ["p", "grad", "lr", "accum", "mom", "stat"],
+}
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_optimizers_match_hand_written_updates_over_three_steps(nesterov):
+    rng = np.random.default_rng(3)
+    f = np.float32
+    p0 = rng.standard_normal((4, 3)).astype(f)
+    grads = [rng.standard_normal((4, 3)).astype(f) for _ in range(3)]
+
+    # Adam: the graph advances the powers before each step (Mul + Assign), as MindSpore does.
+    p, m, v = p0.astype(float), np.zeros((4, 3)), np.zeros((4, 3))
+    st = {"p": p0.copy(), "m": np.zeros((4, 3), f), "v": np.zeros((4, 3), f)}
+    b1p, b2p = f(1), f(1)
+    for t, g in enumerate(grads, start=1):
+        b1p, b2p = f(b1p * f(0.9)), f(b2p * f(0.999))
+        hyper = {"b1p": np.array(b1p), "b2p": np.array(b2p), "lr": np.array(0.01, f),
+                 "b1": np.array(0.9, f), "b2": np.array(0.999, f), "eps": np.array(1e-8, f)}
+        _run_steps("Adam", st, hyper, {"use_nesterov": nesterov}, [g])
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        lr_t = 0.01 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+        p = p - lr_t * ((0.9 * m + 0.1 * g) if nesterov else m) / (np.sqrt(v) + 1e-8)
+    np.testing.assert_allclose(st["p"], p, rtol=1e-5, atol=1e-6)
+    assert st["p"].dtype == f
+
+    # ApplyMomentum
+    st = {"p": p0.copy(), "accum": np.zeros((4, 3), f)}
+    hyper = {"lr": np.array(0.1, f), "mom": np.array(0.9, f)}
+    _run_steps("ApplyMomentum", st, hyper, {"use_nesterov": nesterov}, grads)
+    p, acc = p0.astype(float), np.zeros((4, 3))
+    for g in grads:
+        acc = 0.9 * acc + g
+        p = p - 0.1 * ((g + 0.9 * acc) if nesterov else acc)
+    np.testing.assert_allclose(st["p"], p, rtol=1e-5, atol=1e-6)
+
+    # SGD: the first step copies the gradient into accum (stat starts at 1).
+    st = {"p": p0.copy(), "accum": np.zeros((4, 3), f), "stat": np.ones((4, 3), f)}
+    _run_steps("SGD", st, hyper, {"nesterov": nesterov, "dampening": 0.2, "weight_decay": 0.01},
+               grads)
+    p, acc = p0.astype(float), None
+    for g in grads:
+        g = g + 0.01 * p
+        acc = g if acc is None else 0.9 * acc + 0.8 * g
+        p = p - 0.1 * ((g + 0.9 * acc) if nesterov else acc)
+    np.testing.assert_allclose(st["p"], p, rtol=1e-5, atol=1e-6)
+    assert not st["stat"].any()
+
+
+# -- shape rules reject bad inputs with a message naming the problem ------------------------
+def _t(*shape, dt=dtypes.float32):
+    return TensorType(shape, dt)
+
+
+BAD = [
+    ("Add", [_t(3, 4), _t(5)], {}, "do not broadcast"),
+    ("Mul", [_t(3), _t(3, dt=dtypes.float64)], {}, "dtypes differ"),
+    ("AddN", [_t(3), _t(4)], {}, "AddN inputs differ"),
+    ("Reshape", [_t(2, 3)], {"shape": (4, -1)}, "cannot reshape"),
+    ("Reshape", [_t(2, 3)], {"shape": (-1, -1)}, "more than one -1"),
+    ("ExpandDims", [_t(2, 3)], {"axis": 4}, "out of range"),
+    ("Transpose", [_t(2, 3)], {"perm": (0, 0)}, "not a permutation"),
+    ("SparseSoftmaxCrossEntropyWithLogits", [_t(4, 3), _t(4)], {}, "labels must be integer"),
+    ("SoftmaxCrossEntropyWithLogits", [_t(4, 3), _t(4, 2)], {}, "must match logits"),
+    ("Conv2D", [_t(1, 3, 5, 5), _t(4, 2, 3, 3)], CONV, "channels"),
+    ("Conv2D", [_t(1, 3, 5, 5), _t(4, 3, 3, 3)], dict(CONV, format="NHWC"), "NCHW"),
+    ("Conv2D", [_t(1, 3, 2, 2), _t(4, 3, 3, 3)], CONV, "too small"),
+    ("Conv2DBackpropInput", [_t(1, 4, 2, 2), _t(4, 3, 3, 3)], dict(CONV, input_sizes=(1, 3, 5, 5)),
+     "dy"),
+    ("MaxPool", [_t(1, 3, 5)], {"kernel_size": (2, 2), "strides": (2, 2)}, "4-D"),
+    ("Adam", [_t(3)] * 3 + [_t()] * 6 + [_t(4)], {}, "grad"),
+    ("SGD", [_t(3), _t(3), _t(2), _t(3), _t(), _t(3)], {}, "lr must hold one value"),
+    ("Assign", [_t(3), _t(4)], {}, "does not fit"),
+]
+
+
+@pytest.mark.parametrize("op_name,types,attrs,message", BAD, ids=[b[0] for b in BAD])
+def test_shape_rules_reject_bad_inputs(op_name, types, attrs, message):
+    g = Graph("bad")
+    vals = [g.add_input(f"in{i}", t) for i, t in enumerate(types)]
+    with pytest.raises(InferShapeError, match=message):
+        opset.emit(g, op_name, vals, attrs, name="Default/net/bad-op0")
+
+
+def test_nonfinite_logits_stay_finite_in_float32():
+    logits = np.array([[1e4, -1e4, 0.0]], np.float32)
+    loss, back = np.empty(1, np.float32), np.empty((1, 3), np.float32)
+    labels = np.array([[0.0, 0.0, 1.0]], np.float32)
+    get_op("SoftmaxCrossEntropyWithLogits").kernel([logits, labels], [loss, back], {}, None)
+    assert np.isfinite(loss).all() and np.isfinite(back).all()

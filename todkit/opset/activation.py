@@ -1,0 +1,107 @@
+"""Activations and their MindSpore gradient ops: ReLU/ReluGrad, Sigmoid/SigmoidGrad,
+Tanh/TanhGrad. Gradients are expressed through the forward output ``y``, as MindSpore does,
+so the backward pass does not need the forward input."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from todkit.opset.registry import OpDef, op
+
+
+def _same_as_input(ins, a):
+    (x,) = ins
+    if x.dtype.np.kind != "f":
+        raise ValueError(f"needs a float input, got {x.dtype.name}")
+    return [x]
+
+
+def _pair_of_same(ins, a):
+    p, q = ins
+    if p != q:
+        raise ValueError(f"inputs differ: {p} vs {q}")
+    return [p]
+
+
+@op
+class ReLU(OpDef):
+    infer = _same_as_input
+
+    def kernel(ins, outs, a, rt):
+        np.maximum(ins[0], 0, out=outs[0])
+
+    def grad(g, node, douts):
+        (dy,) = douts
+        (x,) = node.inputs
+        return [g.emit("ReluGrad", [dy, node.outputs[0]]) if g.wants(x) else None]
+
+
+@op
+class ReluGrad(OpDef):
+    """dx = dy where y > 0 else 0 (inputs dy, y)."""
+
+    infer = _pair_of_same
+
+    def kernel(ins, outs, a, rt):
+        dy, y = ins
+        np.multiply(dy, y > 0, out=outs[0])
+
+
+@op
+class Sigmoid(OpDef):
+    infer = _same_as_input
+
+    def kernel(ins, outs, a, rt):
+        out = outs[0]
+        # 1 / (1 + exp(-x)) in place; exp overflows to inf for very negative x, giving 0.
+        with np.errstate(over="ignore"):
+            np.negative(ins[0], out=out)
+            np.exp(out, out=out)
+        out += 1
+        np.reciprocal(out, out=out)
+
+    def grad(g, node, douts):
+        (dy,) = douts
+        (x,) = node.inputs
+        return [g.emit("SigmoidGrad", [node.outputs[0], dy]) if g.wants(x) else None]
+
+
+@op
+class SigmoidGrad(OpDef):
+    """dx = dy * y * (1 - y) (inputs y, dy)."""
+
+    infer = _pair_of_same
+
+    def kernel(ins, outs, a, rt):
+        y, dy = ins
+        out = outs[0]
+        np.subtract(1, y, out=out)
+        out *= y
+        out *= dy
+
+
+@op
+class Tanh(OpDef):
+    infer = _same_as_input
+
+    def kernel(ins, outs, a, rt):
+        np.tanh(ins[0], out=outs[0])
+
+    def grad(g, node, douts):
+        (dy,) = douts
+        (x,) = node.inputs
+        return [g.emit("TanhGrad", [node.outputs[0], dy]) if g.wants(x) else None]
+
+
+@op
+class TanhGrad(OpDef):
+    """dx = dy * (1 - y^2) (inputs y, dy)."""
+
+    infer = _pair_of_same
+
+    def kernel(ins, outs, a, rt):
+        y, dy = ins
+        out = outs[0]
+        np.multiply(y, y, out=out)
+        np.subtract(1, out, out=out)
+        out *= dy

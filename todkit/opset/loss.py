@@ -1,0 +1,101 @@
+"""Softmax cross-entropy losses, dense and sparse, with MindSpore's gradient forms."""
+
+# ruff: noqa: RUF012  (``attrs`` is the op's read-only attribute table)
+
+from __future__ import annotations
+
+import numpy as np
+
+from todkit.ir.graph import TensorType
+from todkit.opset.registry import OpDef, op
+
+
+def _log_softmax(logits: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Numerically stable log-softmax over the last axis, written into ``out``."""
+    np.subtract(logits, logits.max(axis=1, keepdims=True), out=out)
+    lse = np.log(np.exp(out).sum(axis=1, keepdims=True))
+    out -= lse
+    return out
+
+
+def _check_logits(logits):
+    if len(logits.shape) != 2:
+        raise ValueError(f"logits must be [N, C], got {list(logits.shape)}")
+    if logits.dtype.np.kind != "f":
+        raise ValueError(f"logits must be float, got {logits.dtype.name}")
+
+
+@op
+class SoftmaxCrossEntropyWithLogits(OpDef):
+    """loss[N] = -sum(labels * log_softmax(logits)); backprop[N, C] = softmax - labels."""
+
+    def infer(ins, a):
+        logits, labels = ins
+        _check_logits(logits)
+        if labels != logits:
+            raise ValueError(f"labels {labels} must match logits {logits}")
+        n = logits.shape[0]
+        return [TensorType((n,), logits.dtype), logits]
+
+    def kernel(ins, outs, a, rt):
+        logits, labels = ins
+        loss, backprop = outs
+        logp = _log_softmax(logits, backprop)
+        np.sum(labels * logp, axis=1, out=loss)
+        np.negative(loss, out=loss)
+        np.exp(logp, out=backprop)
+        backprop -= labels
+
+    def grad(g, node, douts):
+        dloss = douts[0]  # MindSpore's rule ignores a gradient reaching ``backprop``
+        logits = node.inputs[0]
+        if dloss is None or not g.wants(logits):
+            return [None, None]
+        # No label gradient: labels are data (MindSpore returns zeros for them).
+        scale = g.emit("ExpandDims", [dloss], axis=-1)
+        return [g.emit("Mul", [node.outputs[1], scale]), None]
+
+
+@op
+class SparseSoftmaxCrossEntropyWithLogits(OpDef):
+    """is_grad=False: mean over the batch of -log_softmax(logits)[i, label_i], shape ().
+    is_grad=True: its gradient w.r.t. logits, (softmax - onehot) / N, shape [N, C]."""
+
+    attrs = {"is_grad": False}
+
+    def infer(ins, a):
+        logits, labels = ins
+        _check_logits(logits)
+        if labels.shape != logits.shape[:1] or labels.dtype.np.kind not in "iu":
+            raise ValueError(f"labels must be integer [{logits.shape[0]}], got {labels}")
+        return [logits if a["is_grad"] else TensorType((), logits.dtype)]
+
+    def kernel(ins, outs, a, rt):
+        logits, labels = ins
+        n, c = logits.shape
+        if labels.size and (labels.min() < 0 or labels.max() >= c):
+            raise ValueError(f"labels must lie in [0, {c}), got values in "
+                             f"[{labels.min()}, {labels.max()}]")
+        rows = np.arange(n)
+        if a["is_grad"]:
+            grad = outs[0]
+            _log_softmax(logits, grad)
+            np.exp(grad, out=grad)
+            grad[rows, labels] -= 1
+            grad *= grad.dtype.type(1.0 / n)
+        else:
+            logp = _log_softmax(logits, np.empty_like(logits))
+            outs[0][...] = -logp[rows, labels].sum(dtype=logits.dtype) / logits.dtype.type(n)
+
+    def grad(g, node, douts):
+        (dloss,) = douts
+        logits, labels = node.inputs
+        if node.attrs["is_grad"]:
+            raise NotImplementedError("the is_grad=True form has no gradient")
+        if not g.wants(logits):
+            return [None, None]
+        dlogits = g.emit("SparseSoftmaxCrossEntropyWithLogits", [logits, labels], is_grad=True)
+        # MindSpore feeds the is_grad output straight on when the sens is the usual ones.
+        if not (dloss.data is not None and np.all(dloss.data == 1)):
+            dlogits = g.emit("Mul", [dlogits, dloss])
+        return [dlogits, None]

@@ -1,0 +1,202 @@
+"""Optimizer and state-update ops: Adam, ApplyMomentum, SGD, Assign, AssignAdd.
+
+They update their state inputs in place (``mutates``) and run in node-list order. The
+arithmetic follows MindSpore's CPU / MindSpore Lite kernels (nnacl ``DoAdam``,
+``SGDCpuKernelMod``, ``ApplyMomentum``) and stays in the parameter's dtype: scalars are
+converted to that dtype first and updates go through in-place ufuncs.
+"""
+
+# ruff: noqa: RUF012  (``attrs`` is the op's read-only attribute table)
+
+from __future__ import annotations
+
+import numpy as np
+
+from todkit.core import dtypes
+from todkit.ir.graph import TensorType
+from todkit.opset.registry import OpDef, op
+
+# Optimizers return a dummy; the graph only keeps it alive through Depend in MINDIR.
+_DUMMY = TensorType((1,), dtypes.float32)
+
+
+def _check_like(param, others: dict):
+    for name, t in others.items():
+        if t != param:
+            raise ValueError(f"{name} {t} must match param {param}")
+
+
+def _check_scalars(param, scalars: dict):
+    for name, t in scalars.items():
+        if t.size != 1:
+            raise ValueError(f"{name} must hold one value, got shape {list(t.shape)}")
+        if t.dtype != param.dtype:
+            raise ValueError(f"{name} dtype {t.dtype.name} differs from param {param.dtype.name}")
+
+
+def _scalar(arr: np.ndarray, dtype) -> np.generic:
+    return dtype.type(arr.reshape(-1)[0])
+
+
+@op
+class Adam(OpDef):
+    """Inputs: param, m, v, beta1_power, beta2_power, lr, beta1, beta2, eps, grad; the powers
+    are the already advanced b1^t, b2^t."""
+
+    attrs = {"use_locking": False, "use_nesterov": False}
+    mutates = (0, 1, 2)
+    side_effect = True
+
+    def infer(ins, a):
+        if len(ins) != 10:
+            raise ValueError(f"Adam takes 10 inputs, got {len(ins)}")
+        p, m, v, b1p, b2p, lr, b1, b2, eps, g = ins
+        _check_like(p, {"m": m, "v": v, "grad": g})
+        _check_scalars(p, {"beta1_power": b1p, "beta2_power": b2p, "lr": lr, "beta1": b1,
+                           "beta2": b2, "eps": eps})
+        return [_DUMMY]
+
+    def kernel(ins, outs, a, rt):
+        p, m, v, b1p, b2p, lr, b1, b2, eps, g = ins
+        dt = p.dtype
+        one = dt.type(1)
+        b1p, b2p, lr, b1, b2, eps = (_scalar(s, dt) for s in (b1p, b2p, lr, b1, b2, eps))
+        if one - b1p <= 0 or one - b2p < 0:
+            raise ValueError(f"beta powers must be below 1, got {b1p}, {b2p}")
+        lr_t = lr * np.sqrt(one - b2p) / (one - b1p)
+        tmp = np.subtract(g, m)  # m += (g - m) * (1 - b1), the kernel's form
+        tmp *= one - b1
+        m += tmp
+        np.multiply(g, g, out=tmp)  # v += (g*g - v) * (1 - b2)
+        tmp -= v
+        tmp *= one - b2
+        v += tmp
+        if a["use_nesterov"]:
+            num = np.multiply(m, b1)
+            num += (one - b1) * g
+        else:
+            num = m
+        np.sqrt(v, out=tmp)
+        tmp += eps
+        np.divide(num, tmp, out=tmp)
+        tmp *= lr_t
+        p -= tmp
+        outs[0].fill(0)
+
+
+@op
+class ApplyMomentum(OpDef):
+    """Inputs: param, accum, lr, grad, momentum. ``gradient_scale`` is carried but, as in
+    MindSpore's CPU and Lite kernels, not applied."""
+
+    attrs = {"use_nesterov": False, "use_locking": False, "gradient_scale": 1.0}
+    mutates = (0, 1)
+    side_effect = True
+
+    def infer(ins, a):
+        if len(ins) != 5:
+            raise ValueError(f"ApplyMomentum takes 5 inputs, got {len(ins)}")
+        p, accum, lr, g, mom = ins
+        _check_like(p, {"accum": accum, "grad": g})
+        _check_scalars(p, {"lr": lr, "momentum": mom})
+        return [_DUMMY]
+
+    def kernel(ins, outs, a, rt):
+        p, accum, lr, g, mom = ins
+        lr, mom = _scalar(lr, p.dtype), _scalar(mom, p.dtype)
+        accum *= mom
+        accum += g
+        if a["use_nesterov"]:
+            step = np.multiply(accum, mom)
+            step += g
+        else:
+            step = np.array(accum)
+        step *= lr
+        p -= step
+        outs[0].fill(0)
+
+
+@op
+class SGD(OpDef):
+    """Inputs: param, grad, lr, accum, momentum, stat. ``stat`` (ones at the start, shaped
+    like param or a single value) flags the first step. As MindSpore's CPU kernel: with
+    momentum 0 the accumulator is left alone and the step is plain ``lr * g``."""
+
+    attrs = {"dampening": 0.0, "weight_decay": 0.0, "nesterov": False}
+    mutates = (0, 3, 5)
+    side_effect = True
+
+    def infer(ins, a):
+        if len(ins) != 6:
+            raise ValueError(f"SGD takes 6 inputs, got {len(ins)}")
+        p, g, lr, accum, mom, stat = ins
+        _check_like(p, {"grad": g, "accum": accum})
+        _check_scalars(p, {"lr": lr, "momentum": mom})
+        if stat.shape != p.shape and stat.size != 1:
+            raise ValueError(f"stat must be shaped like param or hold one value, got {stat}")
+        return [_DUMMY]
+
+    def kernel(ins, outs, a, rt):
+        p, g, lr, accum, mom, stat = ins
+        dt = p.dtype
+        one = dt.type(1)
+        lr, mom = _scalar(lr, dt), _scalar(mom, dt)
+        wd, damp = dt.type(a["weight_decay"]), dt.type(a["dampening"])
+        step = np.array(g)
+        if wd > 0:
+            step += wd * p
+        if mom > 0:
+            first = stat > 0
+            # accum = step on the first step, else momentum*accum + (1 - dampening)*step.
+            accum *= mom
+            accum += (one - damp) * step
+            np.copyto(accum, np.broadcast_to(step, accum.shape), where=first)
+            stat[...] = 0
+            if a["nesterov"]:
+                step += mom * accum
+            else:
+                np.copyto(step, accum)
+        step *= lr
+        p -= step
+        outs[0].fill(0)
+
+
+def _assign_infer(ins, a):
+    ref, value = ins
+    if value.dtype != ref.dtype:
+        raise ValueError(f"value dtype {value.dtype.name} differs from ref {ref.dtype.name}")
+    try:
+        fits = np.broadcast_shapes(ref.shape, value.shape) == ref.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"value {list(value.shape)} does not fit ref {list(ref.shape)}")
+    return [ref]
+
+
+@op
+class Assign(OpDef):
+    """ref = value; the output is a copy of the new value."""
+
+    mutates = (0,)
+    side_effect = True
+    infer = _assign_infer
+
+    def kernel(ins, outs, a, rt):
+        ref, value = ins
+        np.copyto(ref, value)
+        np.copyto(outs[0], ref)
+
+
+@op
+class AssignAdd(OpDef):
+    """ref += value; the output is a copy of the new value."""
+
+    mutates = (0,)
+    side_effect = True
+    infer = _assign_infer
+
+    def kernel(ins, outs, a, rt):
+        ref, value = ins
+        ref += value
+        np.copyto(outs[0], ref)
