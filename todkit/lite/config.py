@@ -1,0 +1,56 @@
+"""Build-time configuration, shaped like mindspore_lite's Context and the train API's TrainCfg."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from todkit.runtime.roles import DEFAULT_LOSS_NAMES
+
+
+class ModelType(enum.IntEnum):
+    """mindspore_lite.ModelType. Both load a .ms file here: MindSpore Lite's C++ API loads
+    .ms models as kMindIR as well as kMindIR_Lite."""
+
+    MINDIR = 0
+    MINDIR_LITE = 4
+
+
+@dataclass
+class CPUDeviceInfo:
+    """Recorded only: the runtime runs NumPy kernels on one thread."""
+
+    thread_num: int = 0
+    thread_affinity_mode: int = 0
+    inter_op_parallel_num: int = 0
+    precision_mode: str = "preferred_fp32"
+
+
+class Context:
+    """mindspore_lite.Context: ``target`` devices and per-device settings (accepted, recorded)."""
+
+    def __init__(self, thread_num: int | None = None):
+        self.target: list[str] = ["cpu"]
+        self.cpu = CPUDeviceInfo()
+        if thread_num is not None:
+            self.cpu.thread_num = int(thread_num)
+
+    @property
+    def thread_num(self) -> int:
+        return self.cpu.thread_num
+
+    @thread_num.setter
+    def thread_num(self, n: int) -> None:
+        self.cpu.thread_num = int(n)
+
+    def __repr__(self) -> str:
+        return f"Context(target={self.target}, cpu={self.cpu})"
+
+
+@dataclass
+class TrainCfg:
+    """mindspore::TrainCfg: the substrings that name the loss node, gradient accumulation."""
+
+    loss_name: list[str] = field(default_factory=lambda: list(DEFAULT_LOSS_NAMES))
+    accumulate_gradients: bool = False
+    optimization_level: str = "O0"  # recorded; mixed precision is not implemented

@@ -1,0 +1,195 @@
+"""mindspore_lite.Model with MindSpore Lite's train API in snake_case.
+
+``Model`` is a thin layer over ``todkit.runtime.Session``: it loads the .ms file through the
+codec, hands the graph to the session, and wraps the session's arrays in ``Tensor``s made
+once at build (inputs share one view in both modes; outputs have one view per mode).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from todkit.core.errors import GraphFileError, NotSupportedError, ParamError, TodkitError
+from todkit.ir.graph import Graph
+from todkit.lite.config import Context, ModelType, TrainCfg
+from todkit.lite.tensor import Tensor
+from todkit.runtime.export import inference_graph, write_ms
+from todkit.runtime.session import Session
+
+DEFAULT_VERSION = "MindSpore Lite 2.0.0"
+
+
+def read_ms_file(path) -> tuple[Graph, str, str]:
+    """(graph, model name, version) of a .ms file; every failure names the file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise GraphFileError(f"model file {path!r} does not exist or is not a file")
+    try:
+        from todkit.formats import ms
+    except ImportError as e:
+        raise NotSupportedError(f"cannot read {path!r}: the .ms codec (todkit.formats.ms) is "
+                                f"not available ({e})") from e
+    try:
+        model = ms.read(path)
+    except TodkitError as e:
+        err = GraphFileError(f"model file {path!r}: {e}")
+        err.code = e.code
+        raise err from e
+    except Exception as e:
+        raise GraphFileError(f"model file {path!r} is not a valid .ms model: "
+                             f"{type(e).__name__}: {e}") from e
+    name = getattr(model, "name", None) or os.path.splitext(os.path.basename(path))[0]
+    return model.graph, name, getattr(model, "version", None) or DEFAULT_VERSION
+
+
+class Model:
+    def __init__(self):
+        self._session: Session | None = None
+        self.name = ""
+        self.version = DEFAULT_VERSION
+        self.context: Context | None = None
+        self.train_cfg: TrainCfg | None = None
+
+    # -- building ------------------------------------------------------------------------
+    def build_from_file(self, model_path, model_type=ModelType.MINDIR_LITE,
+                        context: Context | None = None, config_path: str = "",
+                        config_dict: dict | None = None, train_cfg: TrainCfg | None = None):
+        if not isinstance(model_type, ModelType):
+            raise ParamError(f"model_type must be a ModelType, got {model_type!r}")
+        graph, name, version = read_ms_file(model_path)
+        self._build(graph, context, train_cfg, name, version, where=f"model file {model_path!r}")
+
+    @classmethod
+    def _from_graph(cls, graph: Graph, train_cfg: TrainCfg | None = None,
+                    context: Context | None = None, name: str | None = None) -> Model:
+        """A model built from an in-memory IR graph (tests, the front end's tools)."""
+        model = cls()
+        model._build(graph, context, train_cfg, name or graph.name, DEFAULT_VERSION,
+                     where=f"graph {graph.name!r}")
+        return model
+
+    def _build(self, graph, context, train_cfg, name, version, where):
+        self.context = context or Context()
+        self.train_cfg = train_cfg or TrainCfg()
+        self.name, self.version = name, version
+        s = Session(graph, loss_names=self.train_cfg.loss_name,
+                    accumulate_gradients=self.train_cfg.accumulate_gradients, where=where)
+        self._session = s
+        self._inputs = [Tensor(name=v.name, _array=s.eval.array(v), _format=v.format)
+                        for v in s.inputs]
+
+        def wrap(executor, values):
+            return [Tensor(name=v.name, _array=executor.array(v), _format=v.format,
+                           _writable=False) for v in values]
+
+        self._eval_outputs = wrap(s.eval, s.roles.eval_outputs)
+        self._train_outputs = wrap(s.train, s.roles.train_outputs) if s.train else []
+        # Predictions stay readable after a train step (Lite's GetPredictions).
+        self._train_predictions = wrap(s.train, s.roles.eval_outputs) if s.train else []
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise TodkitError("the model is not built: call build_from_file first")
+        return self._session
+
+    # -- tensors -------------------------------------------------------------------------
+    def get_inputs(self) -> list[Tensor]:
+        return list(self._inputs) if self.session else []
+
+    def get_outputs(self) -> list[Tensor]:
+        return list(self._train_outputs if self.get_train_mode() else self._eval_outputs)
+
+    def get_output_tensor_names(self) -> list[str]:
+        return [t.name for t in self.get_outputs()]
+
+    def get_input_by_tensor_name(self, tensor_name: str) -> Tensor:
+        for t in self.get_inputs():
+            if t.name == tensor_name:
+                return t
+        raise ParamError(f"get_input_by_tensor_name failed, input tensor name {tensor_name!r} "
+                         "does not exist")
+
+    def get_output_by_tensor_name(self, tensor_name: str) -> Tensor:
+        extra = self._train_predictions if self.get_train_mode() else []
+        for t in self.get_outputs() + extra:
+            if t.name == tensor_name:
+                return t
+        raise ParamError(f"get_output_by_tensor_name failed, output tensor name "
+                         f"{tensor_name!r} does not exist")
+
+    # -- running -------------------------------------------------------------------------
+    def set_train_mode(self, train: bool) -> None:
+        self.session.set_train_mode(train)
+
+    def get_train_mode(self) -> bool:
+        return self.session.train_mode
+
+    def run_step(self) -> None:
+        """Train mode: forward, backward and optimizer updates in place. Eval: inference."""
+        self.session.run_step()
+
+    def predict(self, inputs) -> list[Tensor]:
+        """Eval outputs (the logits) for ``inputs`` (Tensors or arrays: every model input, or
+        only the ones inference reads), without changing the mode."""
+        s = self.session
+        targets = self._inputs
+        if len(inputs) != len(targets):
+            read = {id(v) for v in s.roles.inference_inputs}
+            targets = [t for t, v in zip(self._inputs, s.inputs) if id(v) in read]
+        if len(inputs) != len(targets):
+            raise ParamError(f"predict takes {len(self._inputs)} inputs (or the "
+                             f"{len(targets)} inference reads), got {len(inputs)}")
+        for target, src in zip(targets, inputs):
+            target.set_data_from_numpy(src.get_data_to_numpy() if isinstance(src, Tensor)
+                                       else np.asarray(src))
+        s.run_eval()
+        return [Tensor(t.get_data_to_numpy(), name=t.name) for t in self._eval_outputs]
+
+    def resize(self, inputs, dims) -> None:
+        raise NotSupportedError("resize: the runtime plans memory for the file's static shapes")
+
+    # -- optimizer control ---------------------------------------------------------------
+    def set_learning_rate(self, lr: float) -> None:
+        self.session.set_learning_rate(float(lr))
+
+    def get_learning_rate(self) -> float:
+        return self.session.get_learning_rate()
+
+    def get_gradients(self) -> list[Tensor]:
+        """Accumulated gradients (TrainCfg(accumulate_gradients=True)), named as in the graph."""
+        return [Tensor(arr.copy(), name=v.name) for v, arr in self.session.gradients()]
+
+    def apply_gradients(self, gradients: list[Tensor] | None = None) -> None:
+        """Copy ``gradients`` (matched by name and size) into the sums, then one update."""
+        for t in gradients or []:
+            for v, arr in self.session.gradients():
+                if v.name == t.name and arr.size == t.element_num:
+                    arr[...] = t.get_data_to_numpy().reshape(arr.shape)
+        self.session.apply_gradients()
+
+    def get_feature_maps(self) -> list[Tensor]:
+        """Every constant float32 tensor (weights, optimizer state), as Lite's GetFeatureMaps."""
+        return [Tensor(c.data.copy(), name=c.name, _format=c.format)
+                for c in self.session.graph.consts if c.data.dtype == np.float32]
+
+    def update_feature_maps(self, feature_maps: list[Tensor]) -> None:
+        by_name = {c.name: c for c in self.session.graph.consts}
+        for t in feature_maps:
+            c = by_name.get(t.name)
+            if c is None or c.data.size != t.element_num:
+                raise ParamError(f"update_feature_maps: no constant {t.name!r} of "
+                                 f"{t.element_num} elements")
+            c.data[...] = t.get_data_to_numpy().reshape(c.data.shape)
+
+    # -- saving --------------------------------------------------------------------------
+    def export(self, path, export_inference_only: bool = False) -> None:
+        s = self.session
+        graph = inference_graph(s) if export_inference_only else s.graph
+        write_ms(graph, os.fspath(path), name=self.name, version=self.version)
+
+    def describe_plan(self) -> str:
+        """The arena plans (offsets, sizes, lifetimes; total vs naive sum)."""
+        return self.session.describe_plans()

@@ -1,0 +1,60 @@
+"""Exporting a session's graph: the whole train graph, or only its inference part.
+
+Train export writes the graph as it is: the optimizer kernels have updated the constant
+arrays in place, so the file carries the current weights and optimizer state. Inference
+export keeps only the nodes feeding the eval outputs (Lite's MT_INFERENCE export without its
+fusion passes): loss, gradient and optimizer nodes are gone, the inputs are the graph inputs
+those nodes read (the data, not the label) and the outputs are the eval outputs (the logits).
+"""
+
+from __future__ import annotations
+
+from todkit.ir.graph import Graph, Node, Value
+
+
+def copy_subgraph(graph: Graph, nodes: list[Node], outputs: list[Value],
+                  name: str | None = None) -> Graph:
+    """A new graph with copies of ``nodes`` (in order), the graph inputs and constants they
+    read, and ``outputs``. Constant arrays are copied, so the export is a snapshot."""
+    sub = Graph(name or graph.name)
+    sub.attrs = dict(graph.attrs)
+    read = {id(v) for n in nodes for v in n.inputs} | {id(v) for v in outputs}
+    new: dict[int, Value] = {}
+
+    def keep_format(old: Value, v: Value) -> Value:
+        v.format = old.format
+        new[id(old)] = v
+        return v
+
+    for v in graph.inputs:
+        if id(v) in read:
+            keep_format(v, sub.add_input(v.name, v.type))
+    for c in graph.consts:
+        if id(c) in read:
+            keep_format(c, sub.add_const(c.name, c.data.copy(), param=c.param, dtype=c.type.dtype))
+    for n in nodes:
+        copy = sub.add_node(n.op, [new[id(v)] for v in n.inputs], n.attrs,
+                            [v.type for v in n.outputs], name=n.name,
+                            out_names=[v.name for v in n.outputs])
+        for old, v in zip(n.outputs, copy.outputs):
+            keep_format(old, v)
+    sub.outputs = [new[id(v)] for v in outputs]
+    return sub
+
+
+def inference_graph(session) -> Graph:
+    """The inference part of ``session``'s graph with the current weights."""
+    roles = session.roles
+    return copy_subgraph(session.graph, roles.inference_nodes, roles.eval_outputs)
+
+
+def write_ms(graph: Graph, path, *, name: str | None = None, version: str | None = None) -> None:
+    """Write ``graph`` as a .ms file through the codec (which writes atomically)."""
+    from todkit.formats import ms
+
+    name = name or graph.name
+    # As Lite's TrainExport: model name, original version, one subgraph "<name>_subgraph".
+    kwargs = {"name": name, "subgraph_name": f"{name}_subgraph", "fmk_type": 3}
+    if version:
+        kwargs["version"] = version
+    ms.write(graph, path, **kwargs)

@@ -1,0 +1,203 @@
+"""The device runtime's session: load a graph, plan memory once, run train or eval steps.
+
+Lifecycle as tflite-micro's interpreter: *load* (verify the graph, resolve every kernel,
+report all missing ops at once), *prepare* (static shapes, roles of the nodes as MindSpore
+Lite's TrainSession finds them, liveness and an arena plan per mode, views bound once),
+*invoke* (a loop of pre-bound kernels). Weights and optimizer state are the graph's constant
+arrays and are updated in place by the optimizer kernels; only activations, gradients and the
+graph inputs live in the arena.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from todkit.core.errors import (
+    RET_ERROR,
+    InferShapeError,
+    OpExecuteError,
+    OpNotFoundError,
+    TodkitError,
+)
+from todkit.ir.graph import Graph, Node, Value
+from todkit.opset.registry import OPS
+from todkit.opset.runctx import RunContext
+from todkit.opset.verify import verify
+from todkit.runtime.executor import Executor, arena_view
+from todkit.runtime.planner import DEFAULT_ALIGNMENT, align_up
+from todkit.runtime.roles import DEFAULT_LOSS_NAMES, GRAD_INPUT_INDEX, LR_INPUT_INDEX, find_roles
+
+
+def load_graph(graph: Graph, where: str) -> Graph:
+    """Verify ``graph`` and check that every op has a kernel and every shape is static."""
+    verify(graph, where=where)
+    no_kernel: dict[str, list[str]] = {}
+    for n in graph.nodes:
+        if OPS[n.op].kernel is None:
+            no_kernel.setdefault(n.op, []).append(n.name)
+    if no_kernel:
+        listing = "; ".join(f"{op} (nodes: {', '.join(ns)})" for op, ns in no_kernel.items())
+        raise OpNotFoundError(f"{where}: no kernel for ops: {listing}", no_kernel)
+    dynamic = [v.name for v in graph.values() if any(d < 0 for d in v.type.shape)]
+    if dynamic:
+        raise InferShapeError(f"{where}: dynamic shapes are not supported (tensors "
+                              f"{', '.join(dynamic[:10])})")
+    return graph
+
+
+def _accumulate_kernel(ins, outs, attrs, rt):
+    """Stands in for an optimizer in accumulate-gradients mode: grad_sum += grad."""
+    np.add(outs[0], ins[0], out=outs[0])
+
+
+class Session:
+    """A loaded graph ready to run. ``Session(graph)`` is the runtime-level entry point."""
+
+    def __init__(self, graph: Graph, loss_names=DEFAULT_LOSS_NAMES,
+                 accumulate_gradients: bool = False, where: str | None = None, seed: int = 0,
+                 alignment: int = DEFAULT_ALIGNMENT):
+        self.graph = load_graph(graph, where or f"graph {graph.name!r}")
+        self.loss_names = tuple(loss_names)
+        self.roles = roles = find_roles(graph, self.loss_names)
+        self.rt = RunContext(training=not roles.is_inference_model, seed=seed)
+        self.accumulate_gradients = accumulate_gradients
+
+        # Graph inputs sit at fixed offsets before both plans, so data written to an input
+        # survives a switch between train and eval mode.
+        input_offsets, base = [], 0
+        for v in graph.inputs:
+            input_offsets.append(base)
+            base = align_up(base + v.type.nbytes, alignment)
+        pinned: dict[int, np.ndarray] = {}
+
+        self.eval = Executor("eval", roles.inference_nodes, pinned, roles.eval_outputs,
+                             training=False, base=base, alignment=alignment)
+        self.train = None
+        if not roles.is_inference_model:
+            # Keep the eval outputs too, so predictions can be read after a train step.
+            self.train = Executor("train", roles.train_nodes, pinned,
+                                  roles.train_outputs + roles.eval_outputs, training=True,
+                                  base=base, alignment=alignment)
+        size = max(base, self.eval.plan.total, self.train.plan.total if self.train else 0)
+        self.arena = np.zeros(size, dtype=np.uint8)
+        for v, off in zip(graph.inputs, input_offsets):
+            pinned[id(v)] = arena_view(self.arena, off, v)
+        for ex in self.executors:
+            ex.bind(self.arena)
+        self.train_mode = self.train is not None
+        self._grad_sums: list[np.ndarray] = []
+        self._optimizer_steps: list[tuple] = []
+        if self.train is not None and accumulate_gradients:
+            self._enter_accumulate_mode()
+
+    # -- structure ----------------------------------------------------------------------
+    @property
+    def executors(self) -> list[Executor]:
+        return [ex for ex in (self.train, self.eval) if ex is not None]
+
+    @property
+    def current(self) -> Executor:
+        return self.train if self.train_mode else self.eval
+
+    @property
+    def inputs(self) -> list[Value]:
+        return list(self.graph.inputs)
+
+    def outputs(self, train_mode: bool | None = None) -> list[Value]:
+        train_mode = self.train_mode if train_mode is None else train_mode
+        return list(self.roles.train_outputs if train_mode else self.roles.eval_outputs)
+
+    def array(self, value: Value, executor: Executor | None = None) -> np.ndarray:
+        """The array that holds ``value`` in ``executor``'s plan (default: current mode)."""
+        return (executor or self.current).array(value)
+
+    def describe_plans(self) -> str:
+        return "\n".join(ex.plan.describe(f"{ex.name} plan ({len(ex.nodes)} nodes)")
+                         for ex in self.executors) + f"\narena: {self.arena.nbytes} bytes"
+
+    # -- modes and running ---------------------------------------------------------------
+    def set_train_mode(self, train: bool) -> None:
+        if train and self.train is None:
+            raise TodkitError("This is inference model, return err in TrainSession: "
+                              f"graph {self.graph.name!r} has no loss node (loss names "
+                              "searched: " + ", ".join(self.loss_names) + ")", RET_ERROR)
+        self.train_mode = bool(train)
+
+    def run_step(self) -> None:
+        """Train mode: forward, backward, optimizer updates. Eval mode: inference nodes."""
+        self.current.invoke(self.rt)
+
+    def run_eval(self) -> None:
+        """Run the inference nodes without changing the mode (used by predict)."""
+        self.eval.invoke(self.rt)
+
+    # -- learning rate -------------------------------------------------------------------
+    def _optimizer_inputs(self) -> list[tuple[Node, list]]:
+        """(optimizer node, its bound input list) for every optimizer call the runtime makes."""
+        if self.train is None:
+            return []
+        pos = {id(n): i for i, n in enumerate(self.train.nodes)}
+        pairs = [(n, self.train.bound[pos[id(n)]][1]) for n in self.roles.optimizers]
+        if self._optimizer_steps:  # accumulate mode: the real updates run from apply_gradients
+            pairs = [(n, step[1]) for n, step in zip(self.roles.optimizers,
+                                                     self._optimizer_steps)]
+        return pairs
+
+    def set_learning_rate(self, lr: float) -> None:
+        """Set the lr of every optimizer; negative is an error (Lite returns RET_ERROR)."""
+        if not lr >= 0:
+            raise TodkitError(f"learning rate must be >= 0, got {lr}", RET_ERROR)
+        for node, ins in self._optimizer_inputs():
+            k = LR_INPUT_INDEX[node.op]
+            if node.inputs[k].is_const:
+                node.inputs[k].data[...] = lr  # in place: every kernel and an export see it
+            else:
+                # A computed lr: pin this optimizer to a fixed value from now on, as Lite's
+                # optimizer kernels keep their own lr_ once it is set.
+                ins[k] = np.full(ins[k].shape, lr, dtype=ins[k].dtype)
+
+    def get_learning_rate(self) -> float:
+        """The first optimizer's lr; 0.0 without optimizers (as Lite)."""
+        pairs = self._optimizer_inputs()
+        if not pairs:
+            return 0.0
+        node, ins = pairs[0]
+        return float(np.asarray(ins[LR_INPUT_INDEX[node.op]]).reshape(-1)[0])
+
+    # -- accumulated gradients (TrainCfg.accumulate_gradients) ---------------------------
+    def _enter_accumulate_mode(self) -> None:
+        """Each optimizer now only adds its gradient to a grad_sum buffer (state, outside the
+        arena); ``apply_gradients`` then runs the real optimizer update on the sums."""
+        pos = {id(n): i for i, n in enumerate(self.train.nodes)}
+        for n in self.roles.optimizers:
+            i = pos[id(n)]
+            kernel, ins, outs, attrs = self.train.bound[i]
+            g = GRAD_INPUT_INDEX[n.op]
+            grad_sum = np.zeros(n.inputs[g].type.shape, n.inputs[g].type.dtype.np)
+            step_ins = list(ins)
+            step_ins[g] = grad_sum
+            self._grad_sums.append(grad_sum)
+            self._optimizer_steps.append((kernel, step_ins, outs, attrs))
+            self.train.bound[i] = (_accumulate_kernel, [ins[g]], [grad_sum], attrs)
+
+    def gradients(self) -> list[tuple[Value, np.ndarray]]:
+        """(gradient value, accumulated sum) per optimizer; empty unless accumulating."""
+        return [(n.inputs[GRAD_INPUT_INDEX[n.op]], s)
+                for n, s in zip(self.roles.optimizers, self._grad_sums)]
+
+    def apply_gradients(self) -> None:
+        """One optimizer update from the accumulated sums, which then restart from zero."""
+        if not self._optimizer_steps:
+            raise TodkitError("apply_gradients needs TrainCfg(accumulate_gradients=True) and "
+                              "a train model", RET_ERROR)
+        self.rt.training = True
+        for node, (kernel, ins, outs, attrs) in zip(self.roles.optimizers,
+                                                     self._optimizer_steps):
+            try:
+                kernel(ins, outs, attrs, self.rt)
+            except Exception as e:
+                raise OpExecuteError(f"node {node.name!r} ({node.op}) failed applying "
+                                     f"gradients: {type(e).__name__}: {e}") from e
+        for s in self._grad_sums:
+            s[...] = 0
+
