@@ -1,0 +1,229 @@
+"""The one table between IR ops (docs/OPS.md) and MINDIR primitives, read and written alike.
+
+Per op: whether MindSpore 2.x writes it as a PRIMITIVE_FUNCTION, how many tensor inputs it
+takes, which IR attributes travel as extra Constant inputs (2.x "attribute-inputs"), which
+live in the PrimitiveProto (classic attributes, and the v1 form of the attribute-input ops),
+how its outputs look in the file, and the constant primitive attributes MindSpore adds
+(``input_names``, ``side_effect_mem``...) so our files look like real exports.
+
+Spellings are MindSpore's: Conv2D's ``stride``/``dilation`` are (1, 1, h, w) in the file and
+(h, w) in the IR; MaxPool and the conv gradients spell ``pad_mode`` in upper case, Conv2D in
+lower case; ``data_format`` attribute-inputs are MindSpore ``Format`` enum ints (0 = NCHW).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from todkit.ir.graph import Node, TensorType
+
+# mindspore/core/mindapi/base/format.h (same numbering as the .ms Format enum).
+FORMATS = {0: "NCHW", 1: "NHWC", 15: "NCDHW"}
+FORMAT_CODES = {v: k for k, v in FORMATS.items()}
+
+
+def _ints(v) -> tuple[int, ...]:
+    if isinstance(v, (tuple, list)):
+        return tuple(int(x) for x in v)
+    if hasattr(v, "tolist"):  # a shape given as a tensor
+        out = v.tolist()
+        return tuple(int(x) for x in (out if isinstance(out, list) else [out]))
+    return (int(v),)
+
+
+def _hw(v) -> tuple[int, ...]:
+    """(1, 1, h, w) or (h, w) or k -> (h, w)."""
+    v = _ints(v)
+    return v[-2:] if len(v) >= 2 else v * 2
+
+
+def _format(v) -> str:
+    if isinstance(v, str):
+        return v.upper()
+    return FORMATS.get(int(v), f"FORMAT_{int(v)}")
+
+
+# How a file value becomes an IR attribute value ("read"), and back ("write").
+KINDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "bool": (bool, bool),
+    "int": (int, int),
+    "float": (float, float),
+    "str": (str, str),
+    "ints": (_ints, _ints),
+    "format": (_format, lambda v: FORMAT_CODES[v]),   # attribute-input: enum int
+    "lower": (lambda v: str(v).lower(), lambda v: str(v).lower()),
+    "upper": (lambda v: str(v).lower(), lambda v: str(v).upper()),
+    "hw4": (_hw, lambda v: (1, 1) + _hw(v)),        # (h, w) in the IR, (1, 1, h, w) in files
+    "hw": (_hw, _hw),
+}
+
+
+@dataclass(frozen=True)
+class Attr:
+    """One attribute: ``ir`` name in Node.attrs, ``ms`` name in the PrimitiveProto (for
+    attribute-inputs, the name in the v1 form), and the ``kind`` of conversion."""
+
+    ir: str
+    kind: str
+    ms: str = ""
+
+    @property
+    def file_name(self) -> str:
+        return self.ms or self.ir
+
+    def read(self, v):
+        return KINDS[self.kind][0](v)
+
+    def write(self, v):
+        return KINDS[self.kind][1](v)
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    op: str
+    function: bool = True                 # prim_type PRIMITIVE_FUNCTION in MindSpore 2.x
+    inputs: int | None = 1                # tensor inputs; None: all non-monad inputs
+    tuple_input: bool = False             # the tensors arrive packed in one MakeTuple (AddN)
+    attr_inputs: tuple[Attr, ...] = ()    # IR attrs passed as Constant inputs after the tensors
+    attrs: tuple[Attr, ...] = ()          # IR attrs kept in the PrimitiveProto
+    # Primitive attributes MindSpore writes that the IR does not keep: name -> value, or a
+    # function of the IR attrs.
+    extra: dict[str, Any] = field(default_factory=dict)
+    instance_name: str | Callable[[dict], str] = ""
+    # Output types as the file's ``shape`` abstract gives them, when not the IR's (optimizers:
+    # the IR has one dummy output, MindSpore the updated tensors).
+    file_outputs: Callable[[Node], list[TensorType]] | None = None
+    tuple_output: bool = False            # file output is a tuple (TupleGetItem unpacks it)
+    generic: bool = False                 # not in this table: attributes under their IR names
+
+    def all_attrs(self) -> tuple[Attr, ...]:
+        return self.attr_inputs + self.attrs
+
+
+def _names(inputs, outputs=("output",)) -> dict[str, list[str]]:
+    return {"input_names": list(inputs), "output_names": list(outputs)}
+
+
+_BOOL = "bool"
+_SIDE_EFFECT = {"side_effect_mem": True}
+
+# Conv2D's attributes and its gradients' (the gradients add data_format and spell pad_mode in
+# upper case, as MindSpore's bprop builds them).
+_CONV_COMMON = (
+    Attr("out_channel", "int"), Attr("kernel_size", "hw"), Attr("mode", "int"),
+    Attr("pad_list", "ints"), Attr("stride", "hw4"), Attr("dilation", "hw4"),
+    Attr("group", "int"), Attr("format", "str"),
+)
+
+
+def _conv_extra(inputs) -> dict[str, Any]:
+    return {
+        "pad": lambda a: tuple(a["pad_list"]) if a["pad_mode"] == "pad" else (0, 0, 0, 0),
+        "groups": lambda a: int(a["group"]),
+        **_names(inputs),
+    }
+
+
+def _pool(grad: bool) -> OpSpec:
+    return OpSpec(
+        "MaxPoolGrad" if grad else "MaxPool", function=False, inputs=3 if grad else 1,
+        attrs=(Attr("kernel_size", "hw4"), Attr("strides", "hw4"), Attr("pad_mode", "upper"),
+               Attr("format", "str")),
+        extra={**({"data_format": lambda a: a["format"]} if grad else {}),
+               **_names(("x_origin", "out_origin", "grad") if grad else ("x",))},
+        instance_name="" if grad else "max_pool")
+
+
+def _first_inputs(n: int):
+    return lambda node: [v.type for v in node.inputs[:n]]
+
+
+_SPECS = [
+    OpSpec("MatMul", inputs=2,
+           attr_inputs=(Attr("transpose_a", _BOOL), Attr("transpose_b", _BOOL))),
+    OpSpec("BiasAdd", inputs=2, attr_inputs=(Attr("data_format", "format"),),
+           instance_name="bias_add"),
+    OpSpec("BiasAddGrad", inputs=1, attr_inputs=(Attr("data_format", "format"),)),
+    OpSpec("Add", inputs=2), OpSpec("Sub", inputs=2), OpSpec("Mul", inputs=2),
+    OpSpec("RealDiv", inputs=2),
+    OpSpec("AddN", inputs=None, tuple_input=True, extra=_names(("inputs",), ("sum",))),
+    OpSpec("Reshape", inputs=1, attr_inputs=(Attr("shape", "ints"),)),
+    OpSpec("Flatten", inputs=1),
+    OpSpec("ExpandDims", inputs=1, attr_inputs=(Attr("axis", "int"),)),
+    OpSpec("Transpose", inputs=1, attr_inputs=(Attr("perm", "ints"),)),
+    OpSpec("ReLU", inputs=1, instance_name="relu"),
+    OpSpec("ReluGrad", inputs=2),
+    OpSpec("Sigmoid", inputs=1), OpSpec("SigmoidGrad", inputs=2),
+    OpSpec("Tanh", inputs=1), OpSpec("TanhGrad", inputs=2),
+    OpSpec("ReduceMean", inputs=1, attr_inputs=(Attr("axis", "ints"), Attr("keep_dims", _BOOL)),
+           instance_name="mean"),
+    OpSpec("ReduceSum", inputs=1, attr_inputs=(Attr("axis", "ints"), Attr("keep_dims", _BOOL))),
+    OpSpec("SoftmaxCrossEntropyWithLogits", function=False, inputs=2, tuple_output=True,
+           extra=_names(("features", "labels"), ("loss", "backprop")),
+           instance_name="softmax_cross_entropy"),
+    OpSpec("SparseSoftmaxCrossEntropyWithLogits", function=False, inputs=2,
+           attrs=(Attr("is_grad", _BOOL),),
+           extra={"sens": 1.0, **_names(("features", "labels"))},
+           instance_name=lambda a: "" if a["is_grad"] else "sparse_softmax_cross_entropy"),
+    OpSpec("Conv2D", function=False, inputs=2,
+           attrs=_CONV_COMMON + (Attr("pad_mode", "lower"),),
+           extra=_conv_extra(("x", "w")), instance_name="conv2d"),
+    OpSpec("Conv2DBackpropInput", function=False, inputs=2,
+           attr_inputs=(Attr("input_sizes", "ints"),),
+           attrs=_CONV_COMMON + (Attr("pad_mode", "upper"),),
+           extra={**_conv_extra(("out_backprop", "filter", "input_sizes")),
+                  "data_format": lambda a: a["format"]}),
+    OpSpec("Conv2DBackpropFilter", function=False, inputs=2,
+           attr_inputs=(Attr("filter_sizes", "ints"),),
+           attrs=_CONV_COMMON + (Attr("pad_mode", "upper"),),
+           extra={**_conv_extra(("out_backprop", "input", "filter_sizes")),
+                  "data_format": lambda a: a["format"]}),
+    _pool(False), _pool(True),
+    OpSpec("BatchNorm", inputs=5,
+           attr_inputs=(Attr("is_training", _BOOL), Attr("epsilon", "float"),
+                        Attr("momentum", "float"), Attr("data_format", "format")),
+           tuple_output=True,
+           instance_name=lambda a: "bn_train" if a["is_training"] else "bn_infer"),
+    OpSpec("BatchNormGrad", inputs=6,
+           attr_inputs=(Attr("is_training", _BOOL), Attr("epsilon", "float"),
+                        Attr("data_format", "format")),
+           tuple_output=True),
+    OpSpec("Adam", function=False, inputs=10,
+           attrs=(Attr("use_locking", _BOOL), Attr("use_nesterov", _BOOL)),
+           extra=dict(_SIDE_EFFECT), instance_name="opt",
+           file_outputs=_first_inputs(3), tuple_output=True),
+    OpSpec("ApplyMomentum", function=False, inputs=5,
+           attrs=(Attr("use_nesterov", _BOOL), Attr("use_locking", _BOOL),
+                  Attr("gradient_scale", "float")),
+           extra={**_SIDE_EFFECT, **_names(("variable", "accumulation", "learning_rate",
+                                            "gradient", "momentum"))},
+           instance_name="opt", file_outputs=_first_inputs(1)),
+    OpSpec("SGD", function=False, inputs=6,
+           attrs=(Attr("dampening", "float"), Attr("weight_decay", "float"),
+                  Attr("nesterov", _BOOL)),
+           extra={**_SIDE_EFFECT, **_names(("parameters", "gradient", "learning_rate", "accum",
+                                            "momentum", "stat"))},
+           file_outputs=_first_inputs(1)),
+    OpSpec("Assign", inputs=2, extra=dict(_SIDE_EFFECT)),
+    OpSpec("AssignAdd", inputs=2, extra=dict(_SIDE_EFFECT), instance_name="assignadd"),
+]
+
+OPTABLE: dict[str, OpSpec] = {s.op: s for s in _SPECS}
+
+# MindSpore's older spellings of attributes, accepted when reading (v1 MatMul, Conv2D).
+ALIASES = {"transpose_x1": "transpose_a", "transpose_x2": "transpose_b", "groups": "group"}
+
+# The side-effect plumbing: read() resolves these, write() generates them.
+PLUMBING = frozenset({"Load", "UpdateState", "Depend", "MakeTuple", "TupleGetItem"})
+
+
+def spec_for(op: str) -> OpSpec | None:
+    return OPTABLE.get(op)
+
+
+def generic_spec(op: str) -> OpSpec:
+    """Ops the opset has but this table does not: every input is a tensor, every IR attribute
+    a classic primitive attribute under its own name (written and read back as is)."""
+    return OpSpec(op, function=False, inputs=None, generic=True)

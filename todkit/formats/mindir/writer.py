@@ -1,0 +1,2 @@
+def write(graph, path): raise NotImplementedError
+def to_model_proto(graph): raise NotImplementedError
