@@ -391,3 +391,46 @@ def test_runtime_imports_no_front_end_or_protobuf():
     r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _gradient_sum(data):
+    """Sum of the weight gradients over ``data`` at the initial weights (reference)."""
+    ref = train_graph("momentum", lr=0.0)
+    dw = find_roles(ref).optimizers[0].inputs[3]  # ApplyMomentum: param, accum, lr, grad
+    return sum(interpret(ref, {ref.inputs[0]: x, ref.inputs[1]: y}, outputs=[dw])[0]
+               for x, y in data)
+
+
+def test_virtual_batch_updates_every_n_steps_with_scaled_lr():
+    model = lite.Model._from_graph(train_graph("momentum", lr=0.1))
+    w0 = model.session.graph.value("fc.weight").data.copy()
+    model.setup_virtual_batch(2)
+    assert model.get_learning_rate() == pytest.approx(0.05)
+    data = batches(2)
+    feed(model, *data[0])
+    model.run_step()
+    np.testing.assert_array_equal(model.session.graph.value("fc.weight").data, w0)
+    feed(model, *data[1])
+    model.run_step()
+    want = w0 - np.float32(0.05) * _gradient_sum(data)
+    np.testing.assert_allclose(model.session.graph.value("fc.weight").data, want, rtol=1e-5)
+    model.setup_virtual_batch(1)  # off: the lr comes back, every step updates again
+    assert model.get_learning_rate() == pytest.approx(0.1)
+    w1 = model.session.graph.value("fc.weight").data.copy()
+    model.run_step()
+    assert not np.array_equal(model.session.graph.value("fc.weight").data, w1)
+
+
+def test_trainable_and_optimizer_params():
+    model = lite.Model._from_graph(train_graph("adam"))
+    names = {t.name for t in model.get_trainable_params()}
+    assert {"fc.weight", "fc.bias", "moment1.fc.weight", "moment2.fc.bias",
+            "learning_rate"} <= names
+    params = {t.name: t for t in model.get_optimizer_params()}
+    assert {"learning_rate", "Default/data-0", "Default/data-1", "Default/data-2"} <= set(params)
+    lr = params["learning_rate"]
+    lr.set_data_from_numpy(np.array(0.5, np.float32))
+    model.set_optimizer_params([lr])
+    assert model.get_learning_rate() == pytest.approx(0.5)
+    with pytest.raises(ParamError, match="fc.weight"):
+        model.set_optimizer_params([lite.Tensor(np.zeros(12, np.float32), name="fc.weight")])

@@ -158,6 +158,30 @@ class Model:
     def get_learning_rate(self) -> float:
         return self.session.get_learning_rate()
 
+    def setup_virtual_batch(self, virtual_batch_multiplier: int, lr: float = -1.0,
+                            momentum: float = -1.0) -> None:
+        """Update the weights every ``virtual_batch_multiplier`` run_steps from the summed
+        gradients (lr default: current lr / multiplier); <= 1 turns it off."""
+        self.session.setup_virtual_batch(int(virtual_batch_multiplier), float(lr),
+                                         float(momentum))
+
+    def get_trainable_params(self) -> list[Tensor]:
+        return [Tensor(v.data.copy(), name=v.name, _format=v.format)
+                for v in self.session.trainable_params()]
+
+    def get_optimizer_params(self) -> list[Tensor]:
+        return [Tensor(v.data.copy(), name=v.name) for v in self.session.optimizer_params()]
+
+    def set_optimizer_params(self, params: list[Tensor]) -> None:
+        """Set scalar hyper-parameters by tensor name (1-element float tensors only)."""
+        by_name = {v.name: v for v in self.session.optimizer_params()}
+        for t in params:
+            v = by_name.get(t.name)
+            if v is None or t.element_num != 1 or t.get_data_to_numpy().dtype.kind != "f":
+                raise ParamError(f"set_optimizer_params: {t.name!r} is not a 1-element float "
+                                 "optimizer parameter")
+            v.data[...] = t.get_data_to_numpy().reshape(v.data.shape)
+
     def get_gradients(self) -> list[Tensor]:
         """Accumulated gradients (TrainCfg(accumulate_gradients=True)), named as in the graph."""
         return [Tensor(arr.copy(), name=v.name) for v, arr in self.session.gradients()]

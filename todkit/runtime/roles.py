@@ -18,6 +18,11 @@ DEFAULT_LOSS_NAMES = ("loss_fct", "_loss_fn", "SigmoidCrossEntropy")
 LR_INPUT_INDEX = {"Adam": 5, "SGD": 2, "ApplyMomentum": 2}
 # Optimizer op -> index of its gradient input.
 GRAD_INPUT_INDEX = {"Adam": 9, "SGD": 1, "ApplyMomentum": 3}
+# Optimizer op -> inputs Lite calls trainable (GetTrainableParamsIdxs) and the scalar
+# hyper-parameters it exposes (GetOptimizerParams, plus the lr).
+TRAINABLE_INPUTS = {"Adam": (0, 1, 2, 3, 4, 5), "SGD": (0, 2, 3, 4, 5),
+                    "ApplyMomentum": (0, 1, 2, 4)}
+OPTIMIZER_PARAM_INPUTS = {"Adam": (6, 7, 3, 4, 8, 5), "SGD": (4, 2), "ApplyMomentum": (4, 2)}
 # Ops whose outputs are never model outputs (Lite's IsMaskOutput).
 MASK_OUTPUT_OPS = frozenset(LR_INPUT_INDEX) | {"Assign"}
 

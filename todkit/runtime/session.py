@@ -25,7 +25,14 @@ from todkit.opset.runctx import RunContext
 from todkit.opset.verify import verify
 from todkit.runtime.executor import Executor, arena_view
 from todkit.runtime.planner import DEFAULT_ALIGNMENT, align_up
-from todkit.runtime.roles import DEFAULT_LOSS_NAMES, GRAD_INPUT_INDEX, LR_INPUT_INDEX, find_roles
+from todkit.runtime.roles import (
+    DEFAULT_LOSS_NAMES,
+    GRAD_INPUT_INDEX,
+    LR_INPUT_INDEX,
+    OPTIMIZER_PARAM_INPUTS,
+    TRAINABLE_INPUTS,
+    find_roles,
+)
 
 
 def load_graph(graph: Graph, where: str) -> Graph:
@@ -74,10 +81,14 @@ class Session:
                              training=False, base=base, alignment=alignment)
         self.train = None
         if not roles.is_inference_model:
-            # Keep the eval outputs too, so predictions can be read after a train step.
+            # Keep the eval outputs too, so predictions can be read after a train step, and
+            # the computed inputs of optimizers (advanced beta powers, a computed lr), which
+            # a deferred update (accumulated gradients, virtual batch) reads after the step.
+            deferred = [v for n in roles.optimizers for k, v in enumerate(n.inputs)
+                        if not v.is_const and k != GRAD_INPUT_INDEX[n.op]]
             self.train = Executor("train", roles.train_nodes, pinned,
-                                  roles.train_outputs + roles.eval_outputs, training=True,
-                                  base=base, alignment=alignment)
+                                  roles.train_outputs + roles.eval_outputs + deferred,
+                                  training=True, base=base, alignment=alignment)
         size = max(base, self.eval.plan.total, self.train.plan.total if self.train else 0)
         self.arena = np.zeros(size, dtype=np.uint8)
         for v, off in zip(graph.inputs, input_offsets):
@@ -87,8 +98,10 @@ class Session:
         self.train_mode = self.train is not None
         self._grad_sums: list[np.ndarray] = []
         self._optimizer_steps: list[tuple] = []
+        self._virtual_batch = self._virtual_count = 0
+        self._lr_before_virtual_batch = 0.0
         if self.train is not None and accumulate_gradients:
-            self._enter_accumulate_mode()
+            self._set_accumulating(True)
 
     # -- structure ----------------------------------------------------------------------
     @property
@@ -126,6 +139,11 @@ class Session:
     def run_step(self) -> None:
         """Train mode: forward, backward, optimizer updates. Eval mode: inference nodes."""
         self.current.invoke(self.rt)
+        if self._virtual_batch and self.train_mode:
+            self._virtual_count += 1
+            if self._virtual_count == self._virtual_batch:
+                self._virtual_count = 0
+                self.apply_gradients()
 
     def run_eval(self) -> None:
         """Run the inference nodes without changing the mode (used by predict)."""
@@ -164,11 +182,39 @@ class Session:
         node, ins = pairs[0]
         return float(np.asarray(ins[LR_INPUT_INDEX[node.op]]).reshape(-1)[0])
 
-    # -- accumulated gradients (TrainCfg.accumulate_gradients) ---------------------------
-    def _enter_accumulate_mode(self) -> None:
-        """Each optimizer now only adds its gradient to a grad_sum buffer (state, outside the
-        arena); ``apply_gradients`` then runs the real optimizer update on the sums."""
+    def _optimizer_consts(self, table) -> list[Value]:
+        seen: dict[int, Value] = {}
+        for n in self.roles.optimizers:
+            for k in table[n.op]:
+                v = n.inputs[k]
+                if v.is_const:
+                    seen.setdefault(id(v), v)
+        return list(seen.values())
+
+    def trainable_params(self) -> list[Value]:
+        """Constant inputs of optimizers at their trainable indices (Lite's
+        GetTrainableParams): weights, their optimizer slots, lr and momentum."""
+        return self._optimizer_consts(TRAINABLE_INPUTS)
+
+    def optimizer_params(self) -> list[Value]:
+        """The optimizers' scalar float hyper-parameters (lr, momentum, betas, eps, powers)."""
+        return [v for v in self._optimizer_consts(OPTIMIZER_PARAM_INPUTS)
+                if v.data.size == 1 and v.data.dtype.kind == "f"]
+
+    # -- accumulated gradients and virtual batches -----------------------------------------
+    def _set_accumulating(self, on: bool) -> None:
+        """On: each optimizer only adds its gradient to a grad_sum buffer (state, outside the
+        arena) and ``apply_gradients`` runs the real updates on the sums. Off: as built."""
+        if on == bool(self._optimizer_steps):
+            return
         pos = {id(n): i for i, n in enumerate(self.train.nodes)}
+        if not on:
+            for n, step in zip(self.roles.optimizers, self._optimizer_steps):
+                ins = list(step[1])
+                ins[GRAD_INPUT_INDEX[n.op]] = self.train.array(n.inputs[GRAD_INPUT_INDEX[n.op]])
+                self.train.bound[pos[id(n)]] = (step[0], ins, step[2], step[3])
+            self._grad_sums, self._optimizer_steps = [], []
+            return
         for n in self.roles.optimizers:
             i = pos[id(n)]
             kernel, ins, outs, attrs = self.train.bound[i]
@@ -201,3 +247,22 @@ class Session:
         for s in self._grad_sums:
             s[...] = 0
 
+    def setup_virtual_batch(self, multiplier: int, lr: float = -1.0,
+                            momentum: float = -1.0) -> None:
+        """Lite's SetupVirtualBatch: sum gradients over ``multiplier`` steps, then update with
+        ``lr`` (default: the current lr / multiplier); ``multiplier <= 1`` turns it off and
+        restores the lr. ``momentum`` (for BatchNorm) is accepted and ignored."""
+        if self.train is None or self.accumulate_gradients:
+            raise TodkitError("setup_virtual_batch needs a train model without "
+                              "accumulate_gradients", RET_ERROR)
+        if multiplier <= 1:
+            if self._virtual_batch:
+                self._set_accumulating(False)
+                self.set_learning_rate(self._lr_before_virtual_batch)
+            self._virtual_batch = self._virtual_count = 0
+            return
+        if not self._virtual_batch:
+            self._lr_before_virtual_batch = self.get_learning_rate()
+        self._set_accumulating(True)
+        self._virtual_batch, self._virtual_count = int(multiplier), 0
+        self.set_learning_rate(self._lr_before_virtual_batch / multiplier if lr < 0 else lr)
