@@ -1,7 +1,8 @@
 """Max pooling in NCHW: MaxPool and MaxPoolGrad(x, y, dy), as MindSpore emits them.
 
-Windows are a strided view of the (-inf padded) input; the gradient routes each dy to the
-first maximum of its window, scattered with one strided add per kernel position.
+Both loop over the kh*kw kernel positions, each a strided view of the (-inf padded) input
+covering every window at once; the gradient routes each dy to the first maximum of its
+window.
 """
 
 # ruff: noqa: RUF012  (``attrs`` is the op's read-only attribute table)
@@ -9,7 +10,6 @@ first maximum of its window, scattered with one strided add per kernel position.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from todkit.ir.graph import TensorType
 from todkit.opset.conv import check_format, pair, window_geometry
@@ -28,16 +28,19 @@ def pool_geometry(x_shape, a):
                            a["pad_mode"], (0, 0, 0, 0))
 
 
-def _windows(x, a):
-    """Padded input, and its windows as a view (N, C, OH, OW, kh, kw)."""
+def _taps(x, a):
+    """The padded input and, per kernel position, the index of the strided (N, C, OH, OW)
+    view holding the element each window takes from there. Looping over the kh*kw taps is
+    faster than reducing a 6-D window view."""
     (t, b, l, r), (oh, ow) = pool_geometry(x.shape, a)
     (kh, kw), (sh, sw) = pair(a["kernel_size"]), pair(a["strides"])
     xp = x
     if t or b or l or r:
         # Padding never wins a max: pad with -inf.
         xp = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=-np.inf)
-    win = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :oh, :ow]
-    return xp, win
+    taps = [(slice(None), slice(None), slice(i, i + (oh - 1) * sh + 1, sh),
+             slice(j, j + (ow - 1) * sw + 1, sw)) for i in range(kh) for j in range(kw)]
+    return xp, taps
 
 
 @op
@@ -50,8 +53,11 @@ class MaxPool(OpDef):
         return [TensorType((x.shape[0], x.shape[1], oh, ow), x.dtype)]
 
     def kernel(ins, outs, a, rt):
-        _, win = _windows(ins[0], a)
-        np.max(win, axis=(4, 5), out=outs[0])
+        xp, taps = _taps(ins[0], a)
+        out = outs[0]
+        np.copyto(out, xp[taps[0]])
+        for tap in taps[1:]:
+            np.maximum(out, xp[tap], out=out)
 
     def grad(g, node, douts):
         (dy,) = douts
@@ -77,15 +83,18 @@ class MaxPoolGrad(OpDef):
 
     def kernel(ins, outs, a, rt):
         x, _, dy = ins
-        xp, win = _windows(x, a)
-        n, c, oh, ow, kh, kw = win.shape
-        (sh, sw), (t, _, l, _) = pair(a["strides"]), pool_geometry(x.shape, a)[0]
-        first_max = win.reshape(n, c, oh, ow, kh * kw).argmax(axis=-1)
+        xp, taps = _taps(x, a)
+        # Running max over the taps; strict ">" keeps the first maximum, as argmax would.
+        best = xp[taps[0]].copy()
+        first_max = np.zeros(best.shape, np.intp)
+        for k, tap in enumerate(taps[1:], start=1):
+            greater = xp[tap] > best
+            np.copyto(best, xp[tap], where=greater)
+            first_max[greater] = k
         dxp = np.zeros(xp.shape, x.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                hit = first_max == i * kw + j
-                if hit.any():
-                    dxp[:, :, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw] += (
-                        np.where(hit, dy, 0))
+        t, l = pool_geometry(x.shape, a)[0][::2]
+        for k, tap in enumerate(taps):
+            hit = first_max == k
+            if hit.any():
+                dxp[tap] += np.where(hit, dy, 0)
         outs[0][...] = dxp[:, :, t:t + x.shape[2], l:l + x.shape[3]]
