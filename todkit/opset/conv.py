@@ -132,7 +132,7 @@ def _conv_forward(x, w, out, a):
         dst = out[:, k * og:(k + 1) * og].reshape(n, og, -1)
         # Batched BLAS matmul straight into the output (a view for group 1).
         np.matmul(w2, cols, out=dst)
-        if not np.shares_memory(dst, out):
+        if not np.may_share_memory(dst, out):  # reshape had to copy
             out[:, k * og:(k + 1) * og] = dst.reshape(n, og, *ohw)
 
 
