@@ -1,0 +1,236 @@
+"""The one table between IR ops and `.ms` ``PrimitiveType`` members.
+
+Each ``Row`` says which union member an IR op is written as, which member attributes select it
+(``Activation{activation_type: RELU}`` is ``ReLU``), how attributes translate both ways, and which
+IR attributes the file passes as constant int32 inputs (``Reshape`` shape, ``Transpose`` perm,
+``ExpandDims`` axis, the conv backprops' output sizes). Input order is the IR's for every row:
+the converter keeps MindSpore's input order (``ActivationGrad`` included: ReluGrad (dy, y),
+SigmoidGrad / TanhGrad (y, dy); ``primitive_adjust.cc`` only renames them), and the optimizer
+input orders of reference/formats.md are the IR's.
+
+Fused forms the converter makes for inference (``activation_type`` other than NO_ACTIVATION, a
+bias as third input of ``MatMulFusion`` / ``Conv2DFusion``) are split by the reader into separate
+``BiasAdd`` / activation nodes; the writer never fuses (the converter does not fuse train ops).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from todkit.formats.ms import schema
+
+ACT = schema.ENUMS["ActivationType"][1]
+NO_ACTIVATION = ACT["NO_ACTIVATION"]
+# Fused activation_type -> the IR op the reader emits for it.
+ACTIVATION_OPS = {ACT["RELU"]: "ReLU", ACT["SIGMOID"]: "Sigmoid", ACT["TANH"]: "Tanh"}
+PAD_MODES = {0: "pad", 1: "same", 2: "valid"}  # schema PadMode -> MindSpore's pad_mode
+
+
+def fmt_name(code: int) -> str:
+    name = schema.enum_name("Format", int(code))
+    if name is None:
+        raise ValueError(f"unknown Format {code}")
+    return name
+
+
+def fmt_code(name: str) -> int:
+    return schema.enum_value("Format", name) if name in schema.ENUMS["Format"][1] else 0
+
+
+def _ints(v) -> tuple[int, ...]:
+    return tuple(int(x) for x in v)
+
+
+def _last2(v) -> tuple[int, ...]:
+    # Conv backprops store MindSpore's 4-value (1, 1, h, w) stride/dilation; Conv2D stores 2.
+    t = _ints(v if v is not None else (1, 1))
+    return t[-2:]
+
+
+def _pad_mode(code: int) -> str:
+    if int(code) not in PAD_MODES:
+        raise ValueError(f"unknown pad_mode {code}")
+    return PAD_MODES[int(code)]
+
+
+def _pad_code(mode: str) -> int:
+    return {v: k for k, v in PAD_MODES.items()}[str(mode).lower()]
+
+
+# -- attribute translators: (ms attrs, IR input values) -> IR attrs, and back -------------
+def _conv_to_ir(ms: dict, ins) -> dict:
+    return {
+        "out_channel": int(ms["out_channel"]),
+        "kernel_size": _ints(ms.get("kernel_size", ())),
+        "mode": int(ms["mode"]),
+        "pad_mode": _pad_mode(ms["pad_mode"]),
+        "pad_list": _ints(ms.get("pad_list", (0, 0, 0, 0))),
+        "stride": _last2(ms.get("stride")),
+        "dilation": _last2(ms.get("dilation")),
+        "group": int(ms["group"]) or 1,
+        "format": fmt_name(ms["format"]),
+    }
+
+
+def _conv_to_ms(a: dict, ins, backprop: str = "") -> dict:
+    four = backprop != ""  # the backprops keep MindSpore's 4-value stride and dilation
+    out = {
+        "format": fmt_code(a["format"]), "kernel_size": list(a["kernel_size"]),
+        "stride": [1, 1, *a["stride"]] if four else list(a["stride"]),
+        "dilation": [1, 1, *a["dilation"]] if four else list(a["dilation"]),
+        "pad_mode": _pad_code(a["pad_mode"]), "pad_list": list(a["pad_list"]),
+        "mode": a["mode"], "group": a["group"], "out_channel": a["out_channel"],
+        "activation_type": NO_ACTIVATION,
+    }
+    if not four:  # in_channel from the weight: [O, C/g, kh, kw] (NCHW) or [O, kh, kw, C/g]
+        w = ins[1].type.shape
+        per_group = w[3] if a["format"] == "NHWC" else w[1]
+        out["in_channel"] = per_group * a["group"]
+    if backprop == "input":
+        out["pad"] = list(a["pad_list"]) if a["pad_mode"] == "pad" else [0, 0, 0, 0]
+    return out
+
+
+def _pool_to_ir(ms: dict, ins) -> dict:
+    if ms.get("round_mode", 0) != 0 or ms.get("global", False) or ms.get("pad") is not None \
+            and any(ms["pad"]):
+        raise ValueError("only floor rounding, non-global, unpadded max pooling is supported")
+    mode = _pad_mode(ms["pad_mode"])
+    if mode == "pad":
+        raise ValueError("pad_mode PAD is not supported for pooling")
+    return {"kernel_size": _ints(ms["kernel_size"]), "strides": _ints(ms["strides"]),
+            "pad_mode": mode, "format": fmt_name(ms["format"])}
+
+
+def _pool_to_ms(a: dict, ins) -> dict:
+    return {"kernel_size": list(a["kernel_size"]), "strides": list(a["strides"]),
+            "pad_mode": _pad_code(a["pad_mode"]), "format": fmt_code(a["format"])}
+
+
+def _data_format_to_ir(ms: dict, ins) -> dict:
+    return {"data_format": fmt_name(ms["format"])}
+
+
+def _data_format_to_ms(a: dict, ins) -> dict:
+    return {"format": fmt_code(a["data_format"])}
+
+
+def _bias_grad_to_ir(ms: dict, ins) -> dict:
+    # The file's BiasAddGrad has no attributes (Lite's kernel sums all but the last axis). We
+    # take the layout from dy's tensor format, which the converter sets to the graph's layout,
+    # so a BiasAdd / BiasAddGrad pair read from one file agree and our files round-trip.
+    return {"data_format": "NHWC" if ins[0].format == "NHWC" else "NCHW"}
+
+
+def _same(*names: str):
+    def to_ir(ms, ins):
+        return {n: ms[n] for n in names}
+
+    def to_ms(a, ins):
+        return {n: a[n] for n in names}
+
+    return to_ir, to_ms
+
+
+@dataclass(frozen=True)
+class ConstInput:
+    """An IR attribute the file passes as a constant int32 input at ``index``."""
+
+    index: int
+    attr: str
+    scalar: bool = False  # ExpandDims axis: a 1-element tensor <-> an int
+
+
+@dataclass(frozen=True)
+class Row:
+    ir: str
+    ms: str
+    to_ir: Callable[[dict, list], dict[str, Any]] = lambda ms, ins: {}
+    to_ms: Callable[[dict, list], dict[str, Any]] = lambda a, ins: {}
+    select: dict[str, int] = field(default_factory=dict)  # member attrs that pick this row
+    const_inputs: tuple[ConstInput, ...] = ()
+    fused_activation: bool = False  # member has activation_type the reader splits off
+    fused_bias: bool = False  # member may take a bias as its third input
+    write: bool = True  # False: read-only alias (the writer uses another member)
+
+
+def _act(ir: str, ms: str, kind: str) -> Row:
+    code = ACT[kind]
+    return Row(ir, ms, select={"activation_type": code},
+               to_ms=lambda a, ins: {"activation_type": code})
+
+
+ROWS: tuple[Row, ...] = (
+    Row("MatMul", "MatMulFusion", *_same("transpose_a", "transpose_b"),
+        fused_activation=True, fused_bias=True),
+    Row("BiasAdd", "BiasAdd", _data_format_to_ir, _data_format_to_ms),
+    Row("BiasAddGrad", "BiasAddGrad", _bias_grad_to_ir),
+    Row("Add", "AddFusion", fused_activation=True),
+    Row("Sub", "SubFusion", fused_activation=True),
+    Row("Mul", "MulFusion", fused_activation=True),
+    Row("RealDiv", "DivFusion", fused_activation=True),
+    Row("RealDiv", "RealDiv", write=False),
+    Row("AddN", "AddN"),
+    Row("Reshape", "Reshape", const_inputs=(ConstInput(1, "shape"),)),
+    Row("Flatten", "Flatten", select={"axis": 1}),
+    Row("ExpandDims", "ExpandDims", const_inputs=(ConstInput(1, "axis", scalar=True),)),
+    Row("Transpose", "Transpose", const_inputs=(ConstInput(1, "perm"),)),
+    _act("ReLU", "Activation", "RELU"),
+    _act("Sigmoid", "Activation", "SIGMOID"),
+    _act("Tanh", "Activation", "TANH"),
+    _act("ReluGrad", "ActivationGrad", "RELU"),
+    _act("SigmoidGrad", "ActivationGrad", "SIGMOID"),
+    _act("TanhGrad", "ActivationGrad", "TANH"),
+    Row("SparseSoftmaxCrossEntropyWithLogits", "SparseSoftmaxCrossEntropyWithLogits",
+        *_same("is_grad")),
+    Row("SoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithLogits"),
+    Row("Conv2D", "Conv2DFusion", _conv_to_ir, _conv_to_ms,
+        fused_activation=True, fused_bias=True),
+    Row("Conv2DBackpropInput", "Conv2DBackpropInputFusion", _conv_to_ir,
+        lambda a, ins: _conv_to_ms(a, ins, "input"),
+        const_inputs=(ConstInput(2, "input_sizes"),)),
+    Row("Conv2DBackpropFilter", "Conv2DBackpropFilterFusion", _conv_to_ir,
+        lambda a, ins: _conv_to_ms(a, ins, "filter"),
+        const_inputs=(ConstInput(2, "filter_sizes"),)),
+    Row("MaxPool", "MaxPoolFusion", _pool_to_ir, _pool_to_ms, fused_activation=True),
+    Row("MaxPoolGrad", "MaxPoolGrad", _pool_to_ir, _pool_to_ms),
+    Row("Adam", "Adam", *_same("use_locking", "use_nesterov")),
+    Row("ApplyMomentum", "ApplyMomentum", *_same("use_nesterov", "use_locking",
+                                                 "gradient_scale")),
+    Row("SGD", "SGD", lambda ms, ins: {"nesterov": ms["nesterov"],
+                                       "dampening": ms["dampening"],
+                                       "weight_decay": ms["weight_decay"]},
+        lambda a, ins: {"nesterov": a["nesterov"], "dampening": a["dampening"],
+                        "weight_decay": a["weight_decay"]}),
+    Row("Assign", "Assign"),
+    Row("AssignAdd", "AssignAdd"),
+)
+
+BY_IR: dict[str, Row] = {r.ir: r for r in ROWS if r.write}
+_BY_MS: dict[str, list[Row]] = {}
+for _r in ROWS:
+    _BY_MS.setdefault(_r.ms, []).append(_r)
+
+
+def row_for_member(member: str, attrs: dict) -> Row | None:
+    """The row a file node maps to, or None (unsupported member or selector value)."""
+    for r in _BY_MS.get(member, ()):
+        if all(attrs.get(k) == v for k, v in r.select.items()):
+            return r
+    return None
+
+
+def describe_member(member: str, attrs: dict) -> str:
+    """How an unsupported node is named in errors: ``Activation{activation_type=ELU}``."""
+    rows = _BY_MS.get(member)
+    if not rows:
+        return member
+    parts = []
+    for k in rows[0].select:
+        v = attrs.get(k)
+        if k == "activation_type":
+            v = schema.enum_name("ActivationType", v) or v
+        parts.append(f"{k}={v}")
+    return f"{member}{{{', '.join(parts)}}}"
