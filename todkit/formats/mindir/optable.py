@@ -165,7 +165,8 @@ _SPECS = [
            instance_name="softmax_cross_entropy"),
     OpSpec("SparseSoftmaxCrossEntropyWithLogits", function=False, inputs=2,
            attrs=(Attr("is_grad", _BOOL),),
-           extra={"sens": 1.0, **_names(("features", "labels"))},
+           extra={"sens": lambda a: None if a["is_grad"] else 1.0,  # the loss only
+                  **_names(("features", "labels"))},
            instance_name=lambda a: "" if a["is_grad"] else "sparse_softmax_cross_entropy"),
     OpSpec("Conv2D", function=False, inputs=2,
            attrs=_CONV_COMMON + (Attr("pad_mode", "lower"),),
