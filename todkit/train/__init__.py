@@ -1,0 +1,5 @@
+"""MindSpore's ``mindspore.train``."""
+
+from todkit.train.serialization import export
+
+__all__ = ["export"]
