@@ -434,3 +434,42 @@ def test_trainable_and_optimizer_params():
     assert model.get_learning_rate() == pytest.approx(0.5)
     with pytest.raises(ParamError, match="fc.weight"):
         model.set_optimizer_params([lite.Tensor(np.zeros(12, np.float32), name="fc.weight")])
+
+
+@pytest.mark.parametrize("name", ["tiny_adam_train", "tiny_momentum_train", "tiny_sgd_train"])
+def test_converter_made_files_export_and_resume(tmp_path, name):
+    ms = _ms_codec()
+    src = f"{CORPUS}/{name}.ms"
+    straight, stopped = lite.Model(), lite.Model()
+    for m in (straight, stopped):
+        m.build_from_file(src, lite.ModelType.MINDIR_LITE, lite.Context(), lite.TrainCfg())
+    ref = ms.read(src).graph  # the reference interpreter runs the same file
+    data = batches(6)
+    for x, y in data[:3]:
+        for m in (straight, stopped):
+            feed(m, x, y)
+            m.run_step()
+        (ref_loss,) = interpret(ref, {ref.inputs[0]: x, ref.inputs[1]: y})
+        np.testing.assert_array_equal(straight.get_outputs()[0].get_data_to_numpy(), ref_loss)
+    trained = tmp_path / "trained.ms"
+    stopped.export(str(trained))
+    # Only weights changed, so the original buffer was patched (Lite writes it back).
+    assert trained.stat().st_size == len(open(src, "rb").read())
+    resumed = lite.Model()
+    resumed.build_from_file(str(trained), lite.ModelType.MINDIR_LITE, lite.Context(),
+                            lite.TrainCfg())
+    for x, y in data[3:]:
+        for m in (straight, resumed):
+            feed(m, x, y)
+            m.run_step()
+        np.testing.assert_array_equal(resumed.get_outputs()[0].get_data_to_numpy(),
+                                      straight.get_outputs()[0].get_data_to_numpy())
+    infer = tmp_path / "infer.ms"
+    straight.export(str(infer), export_inference_only=True)
+    back = lite.Model()
+    back.build_from_file(str(infer), lite.ModelType.MINDIR_LITE, lite.Context())
+    assert [t.name for t in back.get_inputs()] == ["inputs0"]
+    assert back.get_output_tensor_names() == [straight.session.roles.eval_outputs[0].name]
+    x = data[0][0]
+    np.testing.assert_array_equal(back.predict([x])[0].get_data_to_numpy(),
+                                  straight.predict([x])[0].get_data_to_numpy())

@@ -15,14 +15,14 @@ from todkit.core.errors import GraphFileError, NotSupportedError, ParamError, To
 from todkit.ir.graph import Graph
 from todkit.lite.config import Context, ModelType, TrainCfg
 from todkit.lite.tensor import Tensor
-from todkit.runtime.export import inference_graph, write_ms
+from todkit.runtime.export import inference_graph, patch_original, write_ms
 from todkit.runtime.session import Session
 
 DEFAULT_VERSION = "MindSpore Lite 2.0.0"
 
 
-def read_ms_file(path) -> tuple[Graph, str, str]:
-    """(graph, model name, version) of a .ms file; every failure names the file."""
+def read_ms_file(path):
+    """The codec's ``MsModel`` of a .ms file; every failure names the file."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise GraphFileError(f"model file {path!r} does not exist or is not a file")
@@ -32,16 +32,16 @@ def read_ms_file(path) -> tuple[Graph, str, str]:
         raise NotSupportedError(f"cannot read {path!r}: the .ms codec (todkit.formats.ms) is "
                                 f"not available ({e})") from e
     try:
-        model = ms.read(path)
+        return ms.read(path)
     except TodkitError as e:
+        if path in str(e):
+            raise
         err = GraphFileError(f"model file {path!r}: {e}")
         err.code = e.code
         raise err from e
     except Exception as e:
         raise GraphFileError(f"model file {path!r} is not a valid .ms model: "
                              f"{type(e).__name__}: {e}") from e
-    name = getattr(model, "name", None) or os.path.splitext(os.path.basename(path))[0]
-    return model.graph, name, getattr(model, "version", None) or DEFAULT_VERSION
 
 
 class Model:
@@ -51,6 +51,7 @@ class Model:
         self.version = DEFAULT_VERSION
         self.context: Context | None = None
         self.train_cfg: TrainCfg | None = None
+        self._ms_model = None  # the codec's view of the file this model was built from
 
     # -- building ------------------------------------------------------------------------
     def build_from_file(self, model_path, model_type=ModelType.MINDIR_LITE,
@@ -58,8 +59,11 @@ class Model:
                         config_dict: dict | None = None, train_cfg: TrainCfg | None = None):
         if not isinstance(model_type, ModelType):
             raise ParamError(f"model_type must be a ModelType, got {model_type!r}")
-        graph, name, version = read_ms_file(model_path)
-        self._build(graph, context, train_cfg, name, version, where=f"model file {model_path!r}")
+        ms_model = read_ms_file(model_path)
+        name = ms_model.name or os.path.splitext(os.path.basename(os.fspath(model_path)))[0]
+        self._build(ms_model.graph, context, train_cfg, name, ms_model.version or DEFAULT_VERSION,
+                    where=f"model file {os.fspath(model_path)!r}")
+        self._ms_model = ms_model
 
     @classmethod
     def _from_graph(cls, graph: Graph, train_cfg: TrainCfg | None = None,
@@ -68,6 +72,7 @@ class Model:
         model = cls()
         model._build(graph, context, train_cfg, name or graph.name, DEFAULT_VERSION,
                      where=f"graph {graph.name!r}")
+        model._ms_model = None
         return model
 
     def _build(self, graph, context, train_cfg, name, version, where):
@@ -210,9 +215,15 @@ class Model:
 
     # -- saving --------------------------------------------------------------------------
     def export(self, path, export_inference_only: bool = False) -> None:
-        s = self.session
+        """Write the model as a .ms file (atomically). Train export of a model read from a
+        file patches the current constants into the original buffer, as Lite writes its
+        original model back; otherwise the graph is written anew."""
+        s, path = self.session, os.fspath(path)
+        if (not export_inference_only and self._ms_model is not None
+                and patch_original(self._ms_model, s.graph, path)):
+            return
         graph = inference_graph(s) if export_inference_only else s.graph
-        write_ms(graph, os.fspath(path), name=self.name, version=self.version)
+        write_ms(graph, path, name=self.name, version=self.version)
 
     def describe_plan(self) -> str:
         """The arena plans (offsets, sizes, lifetimes; total vs naive sum)."""

@@ -58,3 +58,21 @@ def write_ms(graph: Graph, path, *, name: str | None = None, version: str | None
     if version:
         kwargs["version"] = version
     ms.write(graph, path, **kwargs)
+
+
+def patch_original(ms_model, graph: Graph, path) -> bool:
+    """Write ``ms_model``'s original buffer with ``graph``'s current constant data patched in
+    (Lite's MT_TRAIN export of an unchanged model). False if the codec cannot patch it."""
+    from todkit.core.errors import ParamError
+    from todkit.formats import ms
+
+    if not getattr(ms_model, "raw", None) or not hasattr(ms, "patch_tensor_data"):
+        return False
+    index = getattr(ms_model, "tensor_index", {}) or {}
+    updates = {c.name: c.data for c in graph.consts if c.name in index}
+    try:
+        data = ms.patch_tensor_data(ms_model.raw, updates, where=str(path))
+    except ParamError:
+        return False  # a constant changed size or dtype: write the graph instead
+    ms.atomic_write(path, data)
+    return True
