@@ -3,6 +3,7 @@ interpreter, on hand-built train graphs laid out like the converter's files."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -454,7 +455,7 @@ def test_converter_made_files_export_and_resume(tmp_path, name):
     trained = tmp_path / "trained.ms"
     stopped.export(str(trained))
     # Only weights changed, so the original buffer was patched (Lite writes it back).
-    assert trained.stat().st_size == len(open(src, "rb").read())
+    assert trained.stat().st_size == os.path.getsize(src)
     resumed = lite.Model()
     resumed.build_from_file(str(trained), lite.ModelType.MINDIR_LITE, lite.Context(),
                             lite.TrainCfg())
