@@ -22,7 +22,8 @@ def main(argv=None) -> int:
         graph = ms.read(args.model).graph
         s = Session(graph, loss_names=args.loss_name or DEFAULT_LOSS_NAMES, where=args.model)
     except (TodkitError, OSError, ImportError) as e:
-        print(f"{args.model}: {e}", file=sys.stderr)
+        msg = str(e)
+        print(msg if args.model in msg else f"{args.model}: {msg}", file=sys.stderr)
         return 1
     r = s.roles
     print(f"{args.model}: {len(r.train_nodes)} nodes, "
