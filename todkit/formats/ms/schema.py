@@ -190,7 +190,7 @@ TABLES.update(PRIMITIVE_TABLES)
 
 def slot_count(table: str) -> int:
     """Vtable slots of a table: one per field, two per union field."""
-    return sum(2 if f.type in UNIONS else 1 for f in TABLES[table])
+    return sum(2 if f.type in UNIONS else 1 for f in TABLES.get(table, ()))
 
 
 def enum_name(enum: str, value: int) -> str | None:
