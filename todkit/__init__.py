@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {"nn", "ops", "common", "train", "frontend", "core", "ir", "opset", "autodiff",
                "formats", "converter", "runtime", "lite"}
 
-_FRONTEND = {"Tensor", "Parameter", "ParameterTuple", "set_seed", "export"}
+_FRONTEND = {"Tensor", "Parameter", "ParameterTuple", "set_seed"}
 _DTYPES = {"bool_", "int8", "int16", "int32", "int64", "uint8", "float16", "float32",
            "float64"}
 
@@ -24,6 +24,8 @@ def __getattr__(name: str):
         return importlib.import_module(f"todkit.{name}")
     if name in _FRONTEND:
         return getattr(importlib.import_module("todkit.frontend"), name)
+    if name == "export":
+        return importlib.import_module("todkit.train.serialization").export
     if name in _DTYPES:
         return getattr(importlib.import_module("todkit.core.dtypes"), name)
     if name == "dtype":
@@ -32,4 +34,4 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(set(globals()) | _SUBMODULES | _FRONTEND | _DTYPES | {"dtype"})
+    return sorted(set(globals()) | _SUBMODULES | _FRONTEND | _DTYPES | {"dtype", "export"})

@@ -1,10 +1,10 @@
 """The MindSpore-compatible front end: tensors, parameters, cells, layers, losses,
-optimizers, wrappers and export. ``todkit.nn``, ``todkit.ops.operations``,
+optimizers, wrappers and the graph that export writes. ``todkit.nn``, ``todkit.ops.operations``,
 ``todkit.common.parameter`` and ``todkit.train.serialization`` re-export it under MindSpore's
 module paths."""
 
 from todkit.frontend.cell import Cell, CellList, SequentialCell
-from todkit.frontend.export import export, export_graph
+from todkit.frontend.export import export_graph, mindir_path
 from todkit.frontend.initializer import initializer, set_seed
 from todkit.frontend.layers import Conv2d, Dense, Flatten, MaxPool2d, ReLU, Sigmoid, Tanh
 from todkit.frontend.losses import LossBase, SoftmaxCrossEntropyWithLogits
@@ -36,8 +36,8 @@ __all__ = [
     "TracedTensor",
     "TrainOneStepCell",
     "WithLossCell",
-    "export",
     "export_graph",
     "initializer",
+    "mindir_path",
     "set_seed",
 ]

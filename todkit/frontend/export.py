@@ -1,13 +1,10 @@
-"""``export(net, *inputs, file_name, file_format='MINDIR')`` as MindSpore's
-``mindspore.train.serialization.export``: a TrainOneStepCell exports its whole train graph
-(inputs ``inputs0``, ``inputs1``; output the loss; ``training`` True), any other cell an
-inference graph (inputs named as ``construct``'s arguments; ``training`` False)."""
+"""What ``export`` writes: a TrainOneStepCell gives its whole train graph (inputs ``inputs0``,
+``inputs1``; output the loss; ``training`` True), any other cell an inference graph (inputs
+named as ``construct``'s arguments; ``training`` False). Writing the file is
+``todkit.train.serialization.export``'s job (the front end does not import the codecs)."""
 
 from __future__ import annotations
 
-import os
-
-from todkit.core.errors import ParamError
 from todkit.frontend.cell import Cell
 from todkit.frontend.graphs import build_graph
 
@@ -26,18 +23,3 @@ def export_graph(net: Cell, *inputs):
 def mindir_path(file_name: str) -> str:
     """MindSpore appends '.mindir' unless the name already ends with it."""
     return file_name if file_name.endswith(".mindir") else file_name + ".mindir"
-
-
-def export(net, *inputs, file_name, file_format="MINDIR", **kwargs):
-    """Trace ``net`` on ``inputs`` and write ``<file_name>.mindir``; returns the path."""
-    if file_format != "MINDIR":
-        raise ParamError(f"file_format {file_format!r} is not supported; todkit exports "
-                         "'MINDIR' only (AIR and ONNX are not supported)")
-    if kwargs:
-        raise TypeError(f"export got unsupported arguments {sorted(kwargs)}")
-    graph = export_graph(net, *inputs)
-    from todkit.formats import mindir  # imported late: the front end works without the codec
-
-    path = mindir_path(os.fspath(file_name))
-    mindir.write(graph, path)
-    return path
