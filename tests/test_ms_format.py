@@ -388,3 +388,33 @@ def test_unsupported_ops_are_listed_at_once():
         ms.read(fbwrite.encode(meta))
     assert e.value.missing == {"Abs": names[:2], "Activation{activation_type=ELU}": [names[2]]}
     assert "Abs" in str(e.value) and names[2] in str(e.value)
+
+
+def test_conv_pool_graph_round_trip(tmp_path):
+    """NCHW Conv2D / MaxPool and their backprops: sizes as const inputs, 4-value strides."""
+    g = Graph("cnn")
+    x = g.add_input("inputs0", TensorType((2, 3, 8, 8), dtypes.float32))
+    w = g.add_const("conv.weight", np.ones((4, 3, 3, 3), np.float32), param=True)
+    conv = {"out_channel": 4, "kernel_size": (3, 3), "pad_mode": "same",
+            "pad_list": (1, 1, 1, 1), "stride": (2, 2)}
+    y = emit(g, "Conv2D", [x, w], conv, name="Default/conv/Conv2D-op0").outputs[0]
+    pool = {"kernel_size": (2, 2), "strides": (2, 2)}
+    p = emit(g, "MaxPool", [y], pool, name="Default/pool/MaxPool-op0").outputs[0]
+    dy = emit(g, "MaxPoolGrad", [y, p, p], pool, name="Gradients/pool/MaxPoolGrad-op0")
+    dy = dy.outputs[0]
+    emit(g, "Conv2DBackpropInput", [dy, w], {**conv, "input_sizes": (2, 3, 8, 8)},
+         name="Gradients/conv/Conv2DBackpropInput-op0")
+    emit(g, "Conv2DBackpropFilter", [dy, x], {**conv, "filter_sizes": (4, 3, 3, 3)},
+         name="Gradients/conv/Conv2DBackpropFilter-op0")
+    g.outputs = [p]
+    path = tmp_path / "cnn.ms"
+    ms.write(g, path)
+    model = ms.read(path)
+    _graphs_equal(g, model.graph)
+    meta = fbread.decode(model.raw, "cnn")
+    prims = {n["name"]: n["primitive"]["value"] for n in meta["nodes"]}
+    fwd, bwd = prims["Default/conv/Conv2D-op0"], prims["Gradients/conv/Conv2DBackpropInput-op0"]
+    assert fwd["stride"].tolist() == [2, 2] and fwd["in_channel"] == 3
+    assert bwd["stride"].tolist() == [1, 1, 2, 2] and bwd["pad"].tolist() == [0, 0, 0, 0]
+    sizes = meta["allTensors"][int(meta["nodes"][3]["inputIndex"][2])]
+    assert sizes["dataType"] == 34 and sizes["data"].view("<i4").tolist() == [2, 3, 8, 8]
