@@ -491,3 +491,13 @@ def test_converter_made_files_export_and_resume(tmp_path, name):
     x = data[0][0]
     np.testing.assert_array_equal(back.predict([x])[0].get_data_to_numpy(),
                                   straight.predict([x])[0].get_data_to_numpy())
+
+
+def test_plan_printer(capsys):
+    _ms_codec()
+    from todkit.runtime.__main__ import main
+
+    assert main([f"{CORPUS}/tiny_sgd_train.ms"]) == 0
+    out = capsys.readouterr().out
+    assert "train model" in out and "eval outputs:" in out and "naive sum" in out
+    assert main([f"{CORPUS}/no_such.ms"]) == 1

@@ -75,7 +75,8 @@ class Session:
         for v in graph.inputs:
             input_offsets.append(base)
             base = align_up(base + v.type.nbytes, alignment)
-        pinned: dict[int, np.ndarray] = {}
+        self.input_offsets = input_offsets
+        pinned: dict[int, np.ndarray] = {}  # filled below, once the arena exists
 
         self.eval = Executor("eval", roles.inference_nodes, pinned, roles.eval_outputs,
                              training=False, base=base, alignment=alignment)
@@ -125,8 +126,13 @@ class Session:
         return (executor or self.current).array(value)
 
     def describe_plans(self) -> str:
-        return "\n".join(ex.plan.describe(f"{ex.name} plan ({len(ex.nodes)} nodes)")
-                         for ex in self.executors) + f"\narena: {self.arena.nbytes} bytes"
+        lines = ["inputs (shared by both plans, live for the whole step):"]
+        lines += [f"  {off:>10} {v.type.nbytes:>10} {'[all]':>11}  {v.name}"
+                  for v, off in zip(self.graph.inputs, self.input_offsets)]
+        lines += [ex.plan.describe(f"{ex.name} plan ({len(ex.nodes)} nodes)")
+                  for ex in self.executors]
+        lines.append(f"arena: {self.arena.nbytes} bytes")
+        return "\n".join(lines)
 
     # -- modes and running ---------------------------------------------------------------
     def set_train_mode(self, train: bool) -> None:
