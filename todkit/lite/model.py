@@ -94,15 +94,20 @@ class Model:
         # Predictions stay readable after a train step (Lite's GetPredictions).
         self._train_predictions = wrap(s.train, s.roles.eval_outputs) if s.train else []
 
-    @property
-    def session(self) -> Session:
+    def _require_built(self) -> Session:
         if self._session is None:
             raise TodkitError("the model is not built: call build_from_file first")
         return self._session
 
+    @property
+    def session(self) -> Session:
+        """The runtime session (plans, roles, arrays), for tools and tests."""
+        return self._require_built()
+
     # -- tensors -------------------------------------------------------------------------
     def get_inputs(self) -> list[Tensor]:
-        return list(self._inputs) if self.session else []
+        self._require_built()
+        return list(self._inputs)
 
     def get_outputs(self) -> list[Tensor]:
         return list(self._train_outputs if self.get_train_mode() else self._eval_outputs)
