@@ -446,3 +446,99 @@ def test_export_rejects_other_formats():
 def test_unsupported_loss_combination_is_named():
     with pytest.raises(NotImplementedError, match="sparse=True, reduction='none'"):
         M.nn.SoftmaxCrossEntropyWithLogits(sparse=True)
+
+
+# -- more optimizer and loss variants against the NumPy reference -------------------------------
+def test_sgd_without_momentum_matches_numpy():
+    run_against_reference(lambda n: M.nn.SGD(n.trainable_params(), 0.05),
+                          lambda p, g, s: ref_sgd(p, g, s, 0.05, 0.0, 0.0))
+
+
+def test_loss_scale_and_sens_cancel():
+    """TrainOneStepCell(sens=s) with Adam(loss_scale=s) trains as the unscaled pair."""
+    def scaled(net):
+        loss_net = M.nn.WithLossCell(net, M.nn.SoftmaxCrossEntropyWithLogits())
+        return M.nn.TrainOneStepCell(loss_net, adam(net, learning_rate=1e-2, loss_scale=4.0),
+                                     sens=4.0)
+
+    M.set_seed(5)
+    a = make_mynet(1, 2, 2, 3)
+    M.set_seed(5)
+    b = make_mynet(1, 2, 2, 3)
+    ta, tb = scaled(a), make_train_net(b, lambda n: adam(n, learning_rate=1e-2))
+    x, labels = batch(4, 1, 2, 2, 3)
+    for _ in range(3):
+        ta(M.Tensor(x), M.Tensor(labels))
+        tb(M.Tensor(x), M.Tensor(labels))
+    np.testing.assert_allclose(a.fc.weight.asnumpy(), b.fc.weight.asnumpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_dense_loss_reductions(reduction):
+    M.set_seed(2)
+    net = make_mynet(1, 2, 2, 3)
+    loss_fn = M.nn.SoftmaxCrossEntropyWithLogits(reduction=reduction)
+    x, labels = batch(5, 1, 2, 2, 3)
+    W, b = net.fc.weight.asnumpy().astype(np.float64), net.fc.bias.asnumpy().astype(np.float64)
+    loss, dW, _ = ref_grads(x, labels, W, b)
+    scale = 1 / len(x) if reduction == "mean" else 1.0
+    train = make_train_net(net, lambda n: M.nn.SGD(n.trainable_params(), 0.1), loss_fn)
+    got = train(M.Tensor(x), M.Tensor(labels)).asnumpy()
+    assert got.shape == ()
+    np.testing.assert_allclose(got, loss.sum() * scale, rtol=1e-5)
+    np.testing.assert_allclose(net.fc.weight.asnumpy(), W - 0.1 * scale * dW, rtol=1e-5,
+                               atol=1e-7)
+
+
+# -- cells ---------------------------------------------------------------------------------------
+def test_set_train_reaches_every_cell():
+    net = LeNet5()
+    assert net.training is False
+    net.set_train()
+    assert all(cell.training for _, cell in net.cells_and_names())
+    net.set_train(False)
+    assert not net.fc1.training
+
+
+def test_conv2d_same_padding_shapes():
+    from todkit.opset.registry import OPS
+
+    if "Conv2D" not in OPS:
+        pytest.skip("Conv2D has not landed in todkit.opset yet")
+    conv = M.nn.Conv2d(2, 4, 3, stride=2)  # pad_mode 'same' by default
+    out = conv(M.Tensor(np.ones((1, 2, 7, 6), np.float32)))
+    assert out.shape == (1, 4, 4, 3)
+    g = export_graph(conv, M.Tensor(np.ones((1, 2, 7, 6), np.float32)))
+    assert g.nodes[0].attrs["pad_list"] == (1, 1, 0, 1)
+
+
+def test_parameter_set_data_keeps_the_traced_array():
+    net = make_mynet(1, 2, 2, 3)
+    train = make_train_net(net, lambda n: M.nn.SGD(n.trainable_params(), 0.1))
+    x, labels = batch(2, 1, 2, 2, 3)
+    train(M.Tensor(x), M.Tensor(labels))
+    net.fc.weight.set_data(np.zeros((3, 4), np.float32))  # same shape: copied in place
+    train(M.Tensor(x), M.Tensor(labels))
+    assert not np.all(net.fc.weight.asnumpy() == 0)  # the traced graph saw the same array
+
+
+def test_traced_tensor_cannot_be_read():
+    class Peek(M.nn.Cell):
+        def construct(self, x):
+            return x.asnumpy()
+
+    with pytest.raises(RuntimeError, match="graph"):
+        export_graph(Peek(), M.Tensor(np.ones((1, 2), np.float32)))
+
+
+def test_mindspore_top_level_names():
+    import todkit.ops as ops
+
+    M.set_context(mode=M.GRAPH_MODE)
+    assert M.get_context("mode") == M.GRAPH_MODE
+    assert ops.Reshape is P.Reshape and M.dtype.float32 is M.float32
+    from todkit import Parameter, Tensor, nn  # noqa: F401
+    from todkit.common.initializer import Normal, initializer
+
+    t = initializer(Normal(0.02), [3, 4], M.float32)
+    assert t.shape == (3, 4) and t.dtype == M.float32

@@ -15,6 +15,7 @@ _SUBMODULES = {"nn", "ops", "common", "train", "frontend", "core", "ir", "opset"
                "formats", "converter", "runtime", "lite"}
 
 _FRONTEND = {"Tensor", "Parameter", "ParameterTuple", "set_seed"}
+_CONTEXT = {"set_context", "get_context", "GRAPH_MODE", "PYNATIVE_MODE"}
 _DTYPES = {"bool_", "int8", "int16", "int32", "int64", "uint8", "float16", "float32",
            "float64"}
 
@@ -24,6 +25,8 @@ def __getattr__(name: str):
         return importlib.import_module(f"todkit.{name}")
     if name in _FRONTEND:
         return getattr(importlib.import_module("todkit.frontend"), name)
+    if name in _CONTEXT:
+        return getattr(importlib.import_module("todkit.frontend.context"), name)
     if name == "export":
         return importlib.import_module("todkit.train.serialization").export
     if name in _DTYPES:
@@ -34,4 +37,4 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(set(globals()) | _SUBMODULES | _FRONTEND | _DTYPES | {"dtype", "export"})
+    return sorted(set(globals()) | _SUBMODULES | _FRONTEND | _CONTEXT | _DTYPES | {"dtype", "export"})
