@@ -21,9 +21,16 @@ _DUMMY = TensorType((1,), dtypes.float32)
 
 
 def _check_like(param, others: dict):
+    # Element-wise state may be stored in another layout than the weight (the real converter
+    # keeps Adam moments of an NHWC conv weight in NCHW shape): equal element count suffices.
     for name, t in others.items():
-        if t != param:
+        if t.dtype != param.dtype or t.size != param.size:
             raise ValueError(f"{name} {t} must match param {param}")
+
+
+def _like(arr: np.ndarray, shape) -> np.ndarray:
+    """A view of ``arr`` with ``shape`` (same element count), so in-place updates land."""
+    return arr if arr.shape == shape else arr.reshape(shape)
 
 
 def _check_scalars(param, scalars: dict):
@@ -58,6 +65,7 @@ class Adam(OpDef):
 
     def kernel(ins, outs, a, rt):
         p, m, v, b1p, b2p, lr, b1, b2, eps, g = ins
+        m, v, g = (_like(t, p.shape) for t in (m, v, g))
         dt = p.dtype
         one = dt.type(1)
         b1p, b2p, lr, b1, b2, eps = (_scalar(s, dt) for s in (b1p, b2p, lr, b1, b2, eps))
@@ -103,6 +111,7 @@ class ApplyMomentum(OpDef):
 
     def kernel(ins, outs, a, rt):
         p, accum, lr, g, mom = ins
+        accum, g = _like(accum, p.shape), _like(g, p.shape)
         lr, mom = _scalar(lr, p.dtype), _scalar(mom, p.dtype)
         accum *= mom
         accum += g
@@ -138,6 +147,9 @@ class SGD(OpDef):
 
     def kernel(ins, outs, a, rt):
         p, g, lr, accum, mom, stat = ins
+        g, accum = _like(g, p.shape), _like(accum, p.shape)
+        if stat.size == p.size:
+            stat = _like(stat, p.shape)
         dt = p.dtype
         one = dt.type(1)
         lr, mom = _scalar(lr, dt), _scalar(mom, dt)
@@ -165,8 +177,9 @@ def _assign_infer(ins, a):
     ref, value = ins
     if value.dtype != ref.dtype:
         raise ValueError(f"value dtype {value.dtype.name} differs from ref {ref.dtype.name}")
+    # MindSpore Lite copies bytes: the Adam graph assigns a [1] power into a scalar.
     try:
-        fits = np.broadcast_shapes(ref.shape, value.shape) == ref.shape
+        fits = value.size == ref.size or np.broadcast_shapes(ref.shape, value.shape) == ref.shape
     except ValueError:
         fits = False
     if not fits:
@@ -184,7 +197,7 @@ class Assign(OpDef):
 
     def kernel(ins, outs, a, rt):
         ref, value = ins
-        np.copyto(ref, value)
+        np.copyto(ref, value.reshape(ref.shape) if value.size == ref.size else value)
         np.copyto(outs[0], ref)
 
 
@@ -198,5 +211,5 @@ class AssignAdd(OpDef):
 
     def kernel(ins, outs, a, rt):
         ref, value = ins
-        ref += value
+        ref += value.reshape(ref.shape) if value.size == ref.size else value
         np.copyto(outs[0], ref)
