@@ -532,7 +532,7 @@ def test_traced_tensor_cannot_be_read():
 
 
 def test_mindspore_top_level_names():
-    import todkit.ops as ops
+    from todkit import ops
 
     M.set_context(mode=M.GRAPH_MODE)
     assert M.get_context("mode") == M.GRAPH_MODE
