@@ -604,3 +604,54 @@ def test_errors_are_todkit_errors(tmp_path):
         (tmp_path / "p.mindir").write_bytes(bad)
         with pytest.raises(TodkitError, match="p.mindir"):
             read(tmp_path / "p.mindir")
+
+
+# -- hand-made files: older layouts and the ordering guard ---------------------------------
+def _hand_model(nodes, refs=True) -> pb.ModelProto:
+    """A minimal model: input x float32[2], parameter p float32[2] = [1, 2], then ``nodes``
+    as (op, inputs, output, value-or-None); ops by REF:: (2.x) or by plain op_type (older)."""
+    m = pb.ModelProto(ir_version="1.1", producer_name="MindSpore", mind_ir_version=3)
+    g = m.graph
+    g.name = "hand"
+    t = g.input.add(name="hand:x").tensor.add(data_type=1)
+    t.dims.append(2)
+    p = g.parameter.add(name="hand:p", ref_key="p", data_type=1,
+                        raw_data=np.array([1, 2], np.float32).tobytes())
+    p.dims.append(2)
+    for op, ins, out, value in nodes:
+        n = g.node.add(name=out, output=[out], input=ins)
+        if op == "Constant":
+            n.op_type = "Constant"
+            mindir.values.encode(n.attribute.add(name="value"), value)
+            continue
+        if refs:
+            n.op_type = f"REF::{op}:{len(m.primitives)}"
+            m.primitives.add(name=n.op_type[5:], op_type=op)
+        else:
+            n.op_type = op
+    g.output.add(name=nodes[-1][2])
+    return m
+
+
+def test_plain_op_types_and_missing_domains(tmp_path):
+    m = _hand_model([("Constant", [], "U", mindir.values.MONAD),
+                     ("Load", ["hand:p", "U"], "hand:l", None),
+                     ("Mul", ["hand:x", "hand:l"], "hand:y", None),
+                     ("Mul", ["hand:y", "hand:y"], "hand:z", None)], refs=False)
+    (tmp_path / "h.mindir").write_bytes(m.SerializeToString())
+    g = read(tmp_path / "h.mindir")
+    assert [n.name for n in g.nodes] == ["Default/Mul-op0", "Default/Mul-op1"]
+    assert g.nodes[0].inputs[1].name == "p" and g.nodes[0].inputs[1].param
+    (out,) = interpret(g, {g.inputs[0]: np.array([3, 4], np.float32)})
+    np.testing.assert_array_equal(out, [9, 64])
+
+
+def test_a_load_used_after_the_update_it_predates_is_refused(tmp_path):
+    # Mul reads the value p had before Assign wrote it; the IR has no copy of the old value.
+    m = _hand_model([("Constant", [], "U", mindir.values.MONAD),
+                     ("Load", ["hand:p", "U"], "hand:l", None),
+                     ("Assign", ["hand:p", "hand:x", "U"], "hand:a", None),
+                     ("Mul", ["hand:l", "hand:x"], "hand:y", None)])
+    (tmp_path / "o.mindir").write_bytes(m.SerializeToString())
+    with pytest.raises(NotSupportedError, match="o.mindir.*'p'.*Load"):
+        read(tmp_path / "o.mindir")

@@ -154,7 +154,9 @@ class _Reader:
     def visit(self, n) -> None:
         out = n.output[0] if n.output else n.name
         if n.op_type == "Constant":
-            self.env[out] = _Const(n)
+            value = next((a for a in n.attribute if a.name == "value"), None)
+            monad = value is not None and value.type in (AttrType.UMONAD, AttrType.IOMONAD)
+            self.env[out] = MONAD if monad else _Const(n)
             return
         op, prim_attrs = self.op_of(n)
         where = f"node {n.domain or n.name!r}"
