@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from todkit.core.errors import GraphFileError, NotSupportedError, OpNotFoundError, TodkitError
-from todkit.formats.mindir.optable import ALIASES, PLUMBING, OpSpec, generic_spec, spec_for
+from todkit.formats.mindir.optable import (
+    ALIASES,
+    PLUMBING,
+    OpSpec,
+    generic_spec,
+    mutated_inputs,
+    spec_for,
+)
 from todkit.formats.mindir.schema import AttrType, load_model, pb
 from todkit.formats.mindir.values import (
     MONAD,
@@ -206,7 +213,7 @@ class _Reader:
             raise type(e)(f"{self.path}: {e}") from None
         shape = next((a for a in n.attribute if a.name == "shape"), None)
         self.check_outputs(node, spec, shape)
-        for i in OPS[op].mutates:
+        for i in mutated_inputs(spec, OPS[op].mutates, node.attrs):
             self.versions[id(node.inputs[i])] = self.versions.get(id(node.inputs[i]), 0) + 1
         file_tuple = shape is not None and shape.type == AttrType.TUPLE
         if spec.tuple_output or file_tuple or len(node.outputs) > 1:

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 
 from todkit.core.errors import NotSupportedError, OpNotFoundError, ParamError, TodkitError
-from todkit.formats.mindir.optable import OpSpec, generic_spec, spec_for
+from todkit.formats.mindir.optable import OpSpec, generic_spec, mutated_inputs, spec_for
 from todkit.formats.mindir.schema import AttrType, PrimType, pb
 from todkit.formats.mindir.values import (
     MONAD,
@@ -153,7 +153,7 @@ class _Writer:
 
     def node(self, node: Node) -> None:
         spec = spec_for(node.op) or generic_spec(node.op)
-        stateful = bool(OPS[node.op].mutates)
+        stateful = bool(mutated_inputs(spec, OPS[node.op].mutates, node.attrs))
         scope = _scope(node.name)
         if stateful:
             self.flush(scope)
