@@ -23,8 +23,10 @@ def _info(path: str) -> int:
         from todkit.formats import mindir
 
         graph = mindir.read(path)
-        print(f"{path}: MINDIR model ({'training' if graph.attrs.get('training') else 'inference'}"
-              " graph)")
+        # MindSpore 2.10 writes no `training` graph attribute: optimizer nodes tell.
+        training = graph.attrs.get("training") or any(
+            n.op in ("Adam", "ApplyMomentum", "SGD") for n in graph.nodes)
+        print(f"{path}: MINDIR model ({'training' if training else 'inference'} graph)")
     for title, values in (("inputs", graph.inputs), ("outputs", graph.outputs)):
         print(f"{title}:")
         for v in values:

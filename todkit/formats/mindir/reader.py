@@ -141,11 +141,6 @@ class _Reader:
         for a in self.g.attribute:
             if a.name == "training":
                 self.graph.attrs["training"] = bool(decode(a, self.path))
-        if "training" not in self.graph.attrs:
-            # MindSpore 2.10 writes no `training` attribute in train exports: a graph that
-            # updates parameters through an optimizer is a training graph.
-            self.graph.attrs["training"] = any(
-                n.op in ("Adam", "ApplyMomentum", "SGD") for n in self.graph.nodes)
         return self.graph
 
     def check_ops(self) -> None:
