@@ -117,8 +117,9 @@ def train_on_device(ms_path: Path, x_tr, y_tr, epochs: int, seed: int):
     steps = len(x_tr) // BATCH
     for epoch in range(epochs):
         model.set_train_mode(True)
+        # A live bar on a terminal; in a log (CI, pipes) one line per epoch instead.
         bar = tqdm(batches(x_tr, y_tr, rng), total=steps, desc=f"epoch {epoch + 1}/{epochs}",
-                   unit="step", leave=True, file=sys.stdout)
+                   unit="step", leave=True, file=sys.stdout, disable=not sys.stdout.isatty())
         total = 0.0
         for k, (xb, yb) in enumerate(bar, 1):
             data.set_data_from_numpy(xb)
@@ -127,6 +128,8 @@ def train_on_device(ms_path: Path, x_tr, y_tr, epochs: int, seed: int):
             loss = float(model.get_outputs()[0].get_data_to_numpy().reshape(-1)[0])
             total += loss
             bar.set_postfix(loss=f"{loss:.4f}", avg=f"{total / k:.4f}")
+        if bar.disable:
+            print(f"epoch {epoch + 1}/{epochs}: {steps} steps, average loss {total / steps:.4f}")
     model.set_train_mode(False)
     return model
 
