@@ -161,7 +161,7 @@ def _run_seed(tmp_path, monkeypatch, n, c, h, w):
     monkeypatch.setattr(mindir, "write", write, raising=False)
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(SEED.format(n=n, c=c, h=h, w=w), scope)  # noqa: S102  (the seed, verbatim)
+    exec(SEED.format(n=n, c=c, h=h, w=w), scope)
     return scope, written
 
 

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import todkit as M
+from tests.shared_paths import MS210 as CORPUS
 from todkit.common.parameter import ParameterTuple
 from todkit.frontend import export_graph
 from todkit.ops import operations as P
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "mindspore-2.10"
-if not CORPUS.is_dir():
-    CORPUS = Path("/work/shared/corpus/mindspore-2.10")
 RUN = CORPUS / "mlp_digits_run"
 
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="MindSpore corpus not available")
@@ -125,7 +122,7 @@ def test_mlp_logits_before_training():
 def test_lenet_tod_export_matches_mindspore():
     """The official ToD LeNet recipe (lite-2.0/lenet_tod.ms210.mindir, exported by 2.10):
     LeNet5, sparse mean cross entropy, Adam with weight decay."""
-    from test_frontend import LeNet5
+    from tests.test_frontend import LeNet5
 
     ref = read_reference("../lite-2.0/lenet_tod.ms210.mindir")
     net = LeNet5()
@@ -138,7 +135,7 @@ def test_lenet_tod_export_matches_mindspore():
 
 
 def test_lenet_inference_export_matches_mindspore():
-    from test_frontend import LeNet5
+    from tests.test_frontend import LeNet5
 
     ref = read_reference("lenet5_infer.mindir")
     g = export_graph(LeNet5(), M.Tensor(np.zeros((32, 1, 32, 32), np.float32)))

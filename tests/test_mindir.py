@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.shared_paths import CORPUS, LITE, MS210, ROOT, SHARED  # noqa: F401
 from todkit.core import dtypes
 from todkit.core.errors import (
     GraphFileError,
@@ -28,11 +29,6 @@ from todkit.ir.graph import Graph, TensorType
 from todkit.opset import OPS, emit
 from todkit.opset.interpret import interpret
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("TODKIT_SHARED", ROOT.parent / "shared"))
-CORPUS = SHARED / "corpus"
-MS210 = CORPUS / "mindspore-2.10"
-LITE = CORPUS / "lite-2.0"
 A = pb.AttributeProto
 
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"no corpus at {CORPUS}")
@@ -133,7 +129,8 @@ def test_read_tiny_train(opt, form):
     path = LITE / f"tiny_{opt}_train.{form}.mindir"
     g = read_or_skip(path)
     assert [(v.name, v.type) for v in g.inputs] == [
-        ("inputs0", TensorType((2, 4), dtypes.float32)), ("inputs1", TensorType((2,), dtypes.int32))]
+        ("inputs0", TensorType((2, 4), dtypes.float32)),
+        ("inputs1", TensorType((2,), dtypes.int32))]
     assert len(g.outputs) == 1 and g.outputs[0].type == TensorType((), dtypes.float32)
     loss = g.outputs[0].producer
     assert loss.op == "SparseSoftmaxCrossEntropyWithLogits" and loss.attrs["is_grad"] is False
@@ -185,7 +182,10 @@ def test_read_tiny_train(opt, form):
 def test_v1_and_2x_forms_give_the_same_graph(opt):
     g2 = read_or_skip(LITE / f"tiny_{opt}_train.ms210.mindir")
     g1 = read_or_skip(LITE / f"tiny_{opt}_train.v1.mindir")
-    assert [(n.op, n.name, n.attrs) for n in g1.nodes] == [(n.op, n.name, n.attrs) for n in g2.nodes]
+    def rows(g):
+        return [(n.op, n.name, n.attrs) for n in g.nodes]
+
+    assert rows(g1) == rows(g2)
     assert [(c.name, c.data.tobytes()) for c in g1.consts] == \
         [(c.name, c.data.tobytes()) for c in g2.consts]
     np.testing.assert_array_equal(run(g1)[0][0], run(g2)[0][0])

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.shared_paths import LITE as CORPUS
+from tests.shared_paths import REFERENCE, ROOT, need
 from todkit.core import dtypes
 from todkit.core.errors import GraphFileError, OpNotFoundError, ParamError, TodkitError
 from todkit.formats import ms
@@ -19,9 +21,6 @@ from todkit.formats.ms import fbread, fbwrite, optable, schema
 from todkit.ir.graph import Graph, TensorType
 from todkit.opset import emit
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus" / "lite-2.0"
-REFERENCE = ROOT.parent / "shared" / "reference"
 TINY = ["tiny_adam_train", "tiny_momentum_train", "tiny_sgd_train"]
 ALL = [*TINY, "lenet_tod", "lenet_infer"]
 
@@ -49,7 +48,8 @@ def _json(name):
 
 # -- schema facts ---------------------------------------------------------------------------
 def test_union_tags_match_primitive_index():
-    rows = [ln.split("\t") for ln in (REFERENCE / "primitive_index.tsv").read_text().splitlines()
+    index = need(REFERENCE / "primitive_index.tsv")
+    rows = [ln.split("\t") for ln in index.read_text().splitlines()
             if ln and not ln.startswith("#")]
     tsv = {name: int(tag) for tag, name in rows}
     assert len(schema.PRIMITIVE_TYPES) == len(tsv)

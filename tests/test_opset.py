@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from opset_reference import REFERENCE
 
+from tests.opset_reference import REFERENCE
 from todkit import opset
 from todkit.autodiff import add_backward
 from todkit.core import dtypes

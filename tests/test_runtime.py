@@ -9,9 +9,10 @@ import sys
 
 import numpy as np
 import pytest
-from test_runtime_graphs import BATCH, IN, OUT, batches, train_graph
-from test_runtime_graphs import inference_graph as infer_only_graph
 
+from tests.shared_paths import LITE, need
+from tests.test_runtime_graphs import BATCH, IN, OUT, batches, train_graph
+from tests.test_runtime_graphs import inference_graph as infer_only_graph
 from todkit import lite
 from todkit.core import dtypes
 from todkit.core.errors import (
@@ -361,27 +362,13 @@ def test_train_export_then_continue_equals_not_stopping(tmp_path, opt):
                                straight.session.graph.value("fc.weight").data, rtol=1e-6)
 
 
-CORPUS = "/work/shared/corpus/lite-2.0"
-
-
-def _needs_scalar_assign(name):
-    """The converter's Adam files assign a [1] Mul result to the scalar beta powers; this
-    waits on the opset's Assign accepting that (Lite's kernel copies by element count)."""
-    if "adam" not in name:
-        return
-    from todkit.core.errors import InferShapeError
-    from todkit.opset.registry import get_op
-    f32 = dtypes.float32
-    try:
-        get_op("Assign").infer_types([TensorType((), f32), TensorType((1,), f32)], {})
-    except InferShapeError:
-        pytest.xfail("opset Assign rejects a [1] value for a scalar ref (beta powers in .ms)")
+CORPUS = str(LITE)
 
 
 @pytest.mark.parametrize("name", ["tiny_adam_train", "tiny_momentum_train", "tiny_sgd_train"])
 def test_converter_made_files_train(name):
     _ms_codec()
-    _needs_scalar_assign(name)
+    need(LITE / f"{name}.ms")
     model = lite.Model()
     model.build_from_file(f"{CORPUS}/{name}.ms", lite.ModelType.MINDIR_LITE, lite.Context(),
                           train_cfg=lite.TrainCfg())
@@ -456,7 +443,7 @@ def test_trainable_and_optimizer_params():
 @pytest.mark.parametrize("name", ["tiny_adam_train", "tiny_momentum_train", "tiny_sgd_train"])
 def test_converter_made_files_export_and_resume(tmp_path, name):
     ms = _ms_codec()
-    _needs_scalar_assign(name)
+    need(LITE / f"{name}.ms")
     src = f"{CORPUS}/{name}.ms"
     straight, stopped = lite.Model(), lite.Model()
     for m in (straight, stopped):
@@ -497,7 +484,7 @@ def test_plan_printer(capsys):
     _ms_codec()
     from todkit.runtime.__main__ import main
 
-    assert main([f"{CORPUS}/tiny_sgd_train.ms"]) == 0
+    assert main([str(need(LITE / "tiny_sgd_train.ms"))]) == 0
     out = capsys.readouterr().out
     assert "train model" in out and "eval outputs:" in out and "naive sum" in out
     assert main([f"{CORPUS}/no_such.ms"]) == 1

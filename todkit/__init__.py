@@ -37,4 +37,5 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(set(globals()) | _SUBMODULES | _FRONTEND | _CONTEXT | _DTYPES | {"dtype", "export"})
+    names = set(globals()) | _SUBMODULES | _FRONTEND | _CONTEXT | _DTYPES
+    return sorted(names | {"dtype", "export"})

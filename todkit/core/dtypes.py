@@ -13,7 +13,7 @@ import numpy as np
 class DType:
     """A MindSpore-style dtype (``todkit.float32`` ...)."""
 
-    __slots__ = ("name", "np", "mindir", "ms_type_id")
+    __slots__ = ("mindir", "ms_type_id", "name", "np")
 
     def __init__(self, name: str, np_type, mindir: int, ms_type_id: int):
         self.name = name

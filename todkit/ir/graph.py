@@ -14,8 +14,9 @@ codecs translate (see ``todkit/formats``). Ops that write an input in place (opt
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -46,9 +47,9 @@ class TensorType:
 class Value:
     """A named edge of the graph."""
 
-    __slots__ = ("name", "type", "producer", "index", "users", "data", "param", "format")
+    __slots__ = ("data", "format", "index", "name", "param", "producer", "type", "users")
 
-    def __init__(self, name: str, type: TensorType, producer: "Node | None" = None,
+    def __init__(self, name: str, type: TensorType, producer: Node | None = None,
                  index: int = 0, data: np.ndarray | None = None, param: bool = False):
         self.name = name
         # Layout tag as a .ms file stores it (Tensor.format: "NCHW", "NHWC", "KHWC", ...);
@@ -70,7 +71,7 @@ class Value:
 
 
 class Node:
-    __slots__ = ("op", "inputs", "outputs", "attrs", "name")
+    __slots__ = ("attrs", "inputs", "name", "op", "outputs")
 
     def __init__(self, op: str, inputs: list[Value], attrs: dict[str, Any], name: str):
         self.op = op

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from todkit.ir.graph import Graph, Node, Value
 from todkit.opset.registry import get_op

@@ -7,7 +7,7 @@ matmul consumes. The input gradient scatters its columns back with one strided a
 kernel position (col2im, kh*kw iterations). ``group > 1`` runs the same code per group.
 """
 
-# ruff: noqa: RUF012  (``attrs`` is the op's read-only attribute table)
+
 
 from __future__ import annotations
 
@@ -207,7 +207,8 @@ def _check_dy(dy, x_shape, w_shape, a):
     _, (oh, ow) = conv_geometry(x_shape, w_shape, a)
     want = (x_shape[0], w_shape[0], oh, ow)
     if len(dy.shape) != 4 or tuple(dy.shape) != want:
-        raise ValueError(f"dy {list(dy.shape)} does not match the convolution's output {list(want)}")
+        raise ValueError(f"dy {list(dy.shape)} does not match the convolution's output "
+                         f"{list(want)}")
 
 
 @op

@@ -1,6 +1,6 @@
 """Softmax cross-entropy losses, dense and sparse, with MindSpore's gradient forms."""
 
-# ruff: noqa: RUF012  (``attrs`` is the op's read-only attribute table)
+
 
 from __future__ import annotations
 

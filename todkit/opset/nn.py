@@ -1,6 +1,6 @@
 """Dense-layer ops: MatMul, BiasAdd and BiasAddGrad."""
 
-# ruff: noqa: RUF012  (``attrs`` is the op's read-only attribute table)
+
 
 from __future__ import annotations
 
@@ -72,7 +72,9 @@ class BiasAdd(OpDef):
     def grad(g, node, douts):
         (dy,) = douts
         x, b = node.inputs
-        db = g.emit("BiasAddGrad", [dy], data_format=node.attrs["data_format"]) if g.wants(b) else None
+        db = None
+        if g.wants(b):
+            db = g.emit("BiasAddGrad", [dy], data_format=node.attrs["data_format"])
         return [dy if g.wants(x) else None, db]
 
 

@@ -6,7 +6,7 @@ arithmetic follows MindSpore's CPU / MindSpore Lite kernels (nnacl ``DoAdam``,
 converted to that dtype first and updates go through in-place ufuncs.
 """
 
-# ruff: noqa: RUF012  (``attrs`` is the op's read-only attribute table)
+
 
 from __future__ import annotations
 

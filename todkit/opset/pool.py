@@ -5,7 +5,7 @@ covering every window at once; the gradient routes each dy to the first maximum 
 window.
 """
 
-# ruff: noqa: RUF012  (``attrs`` is the op's read-only attribute table)
+
 
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ Conventions every op follows:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from todkit.core.errors import InferShapeError, OpAttrError, OpNotFoundError
 

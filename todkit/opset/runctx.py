@@ -9,7 +9,7 @@ class RunContext:
     """``training``: train-mode behaviour (Dropout active, BatchNorm batch statistics).
     ``rng``: the generator for random ops, seeded so runs repeat."""
 
-    __slots__ = ("training", "rng")
+    __slots__ = ("rng", "training")
 
     def __init__(self, training: bool = True, seed: int = 0):
         self.training = training

@@ -1,6 +1,6 @@
 """Layout ops that move no arithmetic: Reshape, Flatten, ExpandDims, Transpose."""
 
-# ruff: noqa: RUF012  (``attrs`` is the op's read-only attribute table)
+
 
 from __future__ import annotations
 

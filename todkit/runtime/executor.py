@@ -82,7 +82,7 @@ class Executor:
         rt.training = self.training
         step = 0
         try:
-            for step, (kernel, ins, outs, attrs) in enumerate(self.bound):
+            for step, (kernel, ins, outs, attrs) in enumerate(self.bound):  # noqa: B007
                 kernel(ins, outs, attrs, rt)
         except TodkitError:
             raise

@@ -94,8 +94,8 @@ def _conv_to_ms(a: dict, ins, backprop: str = "") -> dict:
 
 
 def _pool_to_ir(ms: dict, ins) -> dict:
-    if ms.get("round_mode", 0) != 0 or ms.get("global", False) or ms.get("pad") is not None \
-            and any(ms["pad"]):
+    if ms.get("round_mode", 0) != 0 or ms.get("global", False) or (ms.get("pad") is not None \
+            and any(ms["pad"])):
         raise ValueError("only floor rounding, non-global, unpadded max pooling is supported")
     mode = _pad_mode(ms["pad_mode"])
     if mode == "pad":

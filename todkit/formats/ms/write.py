@@ -1,4 +1,5 @@
-"""IR graph -> `.ms` bytes / file, laid out as the MindSpore Lite 2.0 converter writes a train model.
+"""IR graph -> `.ms` bytes / file, laid out as the MindSpore Lite 2.0 converter writes a train
+model.
 
 One sub-graph lists every node and tensor. Tensors are numbered as the converter's exporter
 numbers them (walking the nodes: a node's outputs, then its not yet numbered inputs), constants
