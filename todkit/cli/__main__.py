@@ -1,0 +1,5 @@
+import sys
+
+from todkit.cli import main
+
+sys.exit(main())
