@@ -240,6 +240,32 @@ def _max_pool_grad(ins, a):
     return [dxp[:, :, t:t + x.shape[2], l:l + x.shape[3]]]
 
 
+# -- NHWC: the same loops on NCHW copies (KHWC weights <-> OIHW) ------------------------------
+def _nchw(t):
+    return np.ascontiguousarray(np.transpose(t, (0, 3, 1, 2)))
+
+
+def _nhwc(t):
+    return np.ascontiguousarray(np.transpose(t, (0, 2, 3, 1)))
+
+
+def _nhwc_variant(nchw_ref, to_nchw_inputs):
+    """Reference for format NHWC: convert the listed inputs (all are 4-D) to NCHW, run the
+    NCHW loops, convert the outputs back."""
+    def run(ins, a):
+        if a.get("format", "NCHW") != "NHWC":
+            return nchw_ref(ins, a)
+        ins = [_nchw(t) if k in to_nchw_inputs else t for k, t in enumerate(ins)]
+        return [_nhwc(o) for o in nchw_ref(ins, dict(a, format="NCHW"))]
+    return run
+
+
+for _name, _which in [("Conv2D", (0, 1)), ("Conv2DBackpropInput", (0, 1)),
+                      ("Conv2DBackpropFilter", (0, 1)), ("MaxPool", (0,)),
+                      ("MaxPoolGrad", (0, 1, 2))]:
+    REFERENCE[_name] = _nhwc_variant(REFERENCE[_name], _which)
+
+
 # -- optimizers and assignment, textbook formulas in float64 --------------------------------
 _DUMMY = np.zeros(1, np.float32)
 

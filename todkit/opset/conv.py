@@ -1,13 +1,21 @@
-"""2-D convolution in NCHW: Conv2D and its two backward ops, Conv2DBackpropInput and
-Conv2DBackpropFilter (the ops MindSpore's gradient of Conv2D emits).
+"""2-D convolution: Conv2D and its two backward ops, Conv2DBackpropInput and
+Conv2DBackpropFilter (the ops MindSpore's gradient of Conv2D emits), in NCHW (weights OIHW
+``[O, C/g, kh, kw]``) and NHWC (weights KHWC ``[O, kh, kw, C/g]``, as MindSpore Lite's
+converter stores train models).
 
-All three go through one im2col: a strided *view* of the padded input with shape
-``(N, C, kh, kw, OH, OW)`` (no Python loop over pixels), copied once into the matrix a BLAS
-matmul consumes. The input gradient scatters its columns back with one strided add per
-kernel position (col2im, kh*kw iterations). ``group > 1`` runs the same code per group.
+``input_sizes`` / ``filter_sizes`` are always in NCHW / OIHW order, whatever the format: that
+is what the Lite converter writes into the NHWC file's constant inputs (its shape inference
+permutes them NCHW -> NHWC), and what MindSpore writes for NCHW.
+
+The general path is one im2col: a strided *view* of the padded input over every window (no
+Python loop over pixels), copied once into the matrix a BLAS matmul consumes. In NCHW the
+columns are ``(N, C*kh*kw, OH*OW)`` and the product lands straight in the NCHW output; in
+NHWC they are ``(N*OH*OW, kh*kw*C)`` and the product is the NHWC output. The input gradient
+scatters columns back with one strided add per kernel position (col2im, kh*kw iterations).
+``group > 1`` runs the same code per group, except depthwise convolution (one input channel
+per group), which loops over the kh*kw kernel taps with per-channel broadcasting and never
+builds columns, so MobileNet-sized layers cost no memory beyond their output.
 """
-
-
 
 from __future__ import annotations
 
@@ -17,6 +25,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from todkit.ir.graph import TensorType
+from todkit.opset.layout import Layout
 from todkit.opset.registry import REQUIRED, OpDef, op
 
 CONV_ATTRS = {
@@ -40,11 +49,6 @@ def pair(v) -> tuple[int, int]:
     if len(v) not in (1, 2, 4):
         raise ValueError(f"expected 1, 2 or 4 values, got {list(v)}")
     return (v[0], v[0]) if len(v) == 1 else v[-2:]
-
-
-def check_format(a):
-    if str(a["format"]).upper() != "NCHW":
-        raise ValueError(f"format {a['format']!r} is not supported yet (only NCHW)")
 
 
 def same_pads(size: int, k: int, s: int, d: int) -> tuple[int, int]:
@@ -77,19 +81,20 @@ def window_geometry(hw, khw, stride, dilation, pad_mode, pad_list):
 
 def conv_geometry(x_shape, w_shape, a):
     """Check a Conv2D's operand shapes against its attributes; return (pads, (OH, OW))."""
-    check_format(a)
+    lay = Layout(a["format"])
     if len(x_shape) != 4 or len(w_shape) != 4:
         raise ValueError(f"needs 4-D x and w, got {list(x_shape)} and {list(w_shape)}")
     group = int(a["group"])
-    o, cg, kh, kw = w_shape
-    if x_shape[1] != cg * group:
-        raise ValueError(f"x has {x_shape[1]} channels, w expects {cg} x group {group}")
+    o, cg, (kh, kw) = w_shape[0], lay.weight_in_channels(w_shape), lay.weight_kernel(w_shape)
+    if lay.channels(x_shape) != cg * group:
+        raise ValueError(f"x has {lay.channels(x_shape)} channels, w expects {cg} x group "
+                         f"{group} ({lay.name})")
     if o != int(a["out_channel"]) or o % group:
         raise ValueError(f"w has {o} output channels; out_channel is {a['out_channel']}, "
                          f"group {group}")
     if (kh, kw) != pair(a["kernel_size"]):
         raise ValueError(f"w kernel {kh}x{kw} differs from kernel_size {a['kernel_size']}")
-    return window_geometry(x_shape[2:], (kh, kw), pair(a["stride"]), pair(a["dilation"]),
+    return window_geometry(lay.hw(x_shape), (kh, kw), pair(a["stride"]), pair(a["dilation"]),
                            a["pad_mode"], a["pad_list"])
 
 
@@ -98,78 +103,146 @@ def resolved_pad_list(x_shape, w_shape, attrs) -> tuple[int, int, int, int]:
     return tuple(conv_geometry(x_shape, w_shape, attrs)[0])
 
 
-def _pad(x, pads):
-    t, b, l, r = pads
-    if not (t or b or l or r):
-        return x
-    return np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)))
+class _Geo:
+    """Everything a kernel needs about one convolution, worked out once per call."""
 
+    def __init__(self, x_shape, w_shape, a):
+        self.lay = lay = Layout(a["format"])
+        self.pads, self.ohw = conv_geometry(x_shape, w_shape, a)
+        self.stride, self.dilation = pair(a["stride"]), pair(a["dilation"])
+        self.g = int(a["group"])
+        self.o = int(w_shape[0])
+        self.og = self.o // self.g
+        self.cg = lay.weight_in_channels(w_shape)
+        self.khw = lay.weight_kernel(w_shape)
+        self.n = int(x_shape[0])
+        self.hw = lay.hw(x_shape)
+        self.depthwise = self.g > 1 and self.cg == 1
 
-def _windows(xp, khw, stride, dilation, ohw):
-    """Read-only view (N, C, kh, kw, OH, OW) of every window of the padded input."""
-    n, c = xp.shape[:2]
-    sn, sc, sh_, sw_ = xp.strides
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = khw, stride, dilation, ohw
-    return as_strided(xp, (n, c, kh, kw, oh, ow),
-                      (sn, sc, sh_ * dh, sw_ * dw, sh_ * sh, sw_ * sw), writeable=False)
+    def windows(self, xp):
+        """Read-only view of every window of the padded input: (N, C, kh, kw, OH, OW) for
+        NCHW, (N, OH, OW, kh, kw, C) for NHWC."""
+        (kh, kw), (sh, sw), (dh, dw), (oh, ow) = self.khw, self.stride, self.dilation, self.ohw
+        if self.lay.nhwc:
+            sn, sy, sx, sc = xp.strides
+            return as_strided(xp, (xp.shape[0], oh, ow, kh, kw, xp.shape[3]),
+                              (sn, sy * sh, sx * sw, sy * dh, sx * dw, sc), writeable=False)
+        sn, sc, sy, sx = xp.strides
+        return as_strided(xp, (xp.shape[0], xp.shape[1], kh, kw, oh, ow),
+                          (sn, sc, sy * dh, sx * dw, sy * sh, sx * sw), writeable=False)
 
-
-def _groups(a):
-    return int(a["group"])
-
-
-def _conv_forward(x, w, out, a):
-    pads, ohw = conv_geometry(x.shape, w.shape, a)
-    stride, dilation = pair(a["stride"]), pair(a["dilation"])
-    n, g = x.shape[0], _groups(a)
-    o, cg, kh, kw = w.shape
-    og = o // g
-    xp = _pad(x, pads)
-    for k in range(g):
-        win = _windows(xp[:, k * cg:(k + 1) * cg], (kh, kw), stride, dilation, ohw)
-        cols = win.reshape(n, cg * kh * kw, ohw[0] * ohw[1])  # the im2col copy
-        w2 = w[k * og:(k + 1) * og].reshape(og, -1)
-        dst = out[:, k * og:(k + 1) * og].reshape(n, og, -1)
-        # Batched BLAS matmul straight into the output (a view for group 1).
-        np.matmul(w2, cols, out=dst)
-        if not np.may_share_memory(dst, out):  # reshape had to copy
-            out[:, k * og:(k + 1) * og] = dst.reshape(n, og, *ohw)
-
-
-def _conv_backprop_input(dy, w, out, a):
-    x_shape = tuple(out.shape)
-    pads, (oh, ow) = conv_geometry(x_shape, w.shape, a)
-    (sh, sw), (dh, dw) = pair(a["stride"]), pair(a["dilation"])
-    n, g = dy.shape[0], _groups(a)
-    o, cg, kh, kw = w.shape
-    og = o // g
-    t, b, l, r = pads
-    dxp = np.zeros((n, x_shape[1], x_shape[2] + t + b, x_shape[3] + l + r), dy.dtype)
-    for k in range(g):
-        w2 = w[k * og:(k + 1) * og].reshape(og, -1)
-        dy3 = dy[:, k * og:(k + 1) * og].reshape(n, og, oh * ow)
-        dcols = np.matmul(w2.T, dy3).reshape(n, cg, kh, kw, oh, ow)
-        dst = dxp[:, k * cg:(k + 1) * cg]
-        for i in range(kh):  # col2im: one strided add per kernel position
+    def taps(self):
+        kh, kw = self.khw
+        for i in range(kh):
             for j in range(kw):
-                dst[:, :, i * dh:i * dh + (oh - 1) * sh + 1:sh,
-                    j * dw:j * dw + (ow - 1) * sw + 1:sw] += dcols[:, :, i, j]
-    out[...] = dxp[:, :, t:t + x_shape[2], l:l + x_shape[3]]
+                yield i, j, self.lay.tap(i, j, self.ohw, self.stride, self.dilation)
+
+    def weight_tap(self, w, i, j):
+        """The [O] weights at kernel position (i, j) of a depthwise filter, broadcastable."""
+        return self.lay.per_channel(w[:, i, j, 0] if self.lay.nhwc else w[:, 0, i, j])
+
+    def spread(self, xp):
+        """Depthwise with a channel multiplier: output channel o reads input channel o // og."""
+        if self.og == 1:
+            return xp
+        return np.repeat(xp, self.og, axis=self.lay.channel_axis)
+
+
+# -- forward -------------------------------------------------------------------------------
+def _conv_forward(x, w, out, a):
+    geo = _Geo(x.shape, w.shape, a)
+    xp = geo.lay.pad(x, geo.pads)
+    if geo.depthwise:
+        src = geo.spread(xp)
+        out[...] = 0
+        for i, j, tap in geo.taps():
+            out += src[tap] * geo.weight_tap(w, i, j)
+        return
+    og, cg, lay = geo.og, geo.cg, geo.lay
+    for k in range(geo.g):
+        win = geo.windows(xp[lay.channel_slice(k * cg, (k + 1) * cg)])
+        w2 = w[k * og:(k + 1) * og].reshape(og, -1)
+        dst_view = out[lay.channel_slice(k * og, (k + 1) * og)]
+        if lay.nhwc:
+            cols = win.reshape(-1, w2.shape[1])  # the im2col copy: (N*OH*OW, kh*kw*C)
+            dst = out.reshape(-1, og) if geo.g == 1 else None
+            if dst is not None and np.may_share_memory(dst, out):
+                np.matmul(cols, w2.T, out=dst)  # straight into the NHWC output
+            else:
+                dst_view[...] = (cols @ w2.T).reshape(dst_view.shape)
+        else:
+            cols = win.reshape(geo.n, w2.shape[1], -1)  # (N, C*kh*kw, OH*OW)
+            dst = dst_view.reshape(geo.n, og, -1)
+            # Batched BLAS matmul straight into the output (a view for group 1).
+            np.matmul(w2, cols, out=dst)
+            if not np.may_share_memory(dst, out):  # reshape had to copy
+                dst_view[...] = dst.reshape(dst_view.shape)
+
+
+# -- gradients -----------------------------------------------------------------------------
+def _conv_backprop_input(dy, w, out, a):
+    geo = _Geo(out.shape, w.shape, a)
+    lay, og, cg = geo.lay, geo.og, geo.cg
+    (kh, kw), (oh, ow) = geo.khw, geo.ohw
+    t, b, l, r = geo.pads
+    h, wd = geo.hw
+    dxp = np.zeros(lay.shape(geo.n, lay.channels(out.shape), h + t + b, wd + l + r), dy.dtype)
+    if geo.depthwise:
+        if geo.og == 1:
+            for i, j, tap in geo.taps():
+                dxp[tap] += dy * geo.weight_tap(w, i, j)
+        else:  # sum the multiplier's outputs back onto their input channel
+            spread = np.zeros(lay.shape(geo.n, geo.o, h + t + b, wd + l + r), dy.dtype)
+            for i, j, tap in geo.taps():
+                spread[tap] += dy * geo.weight_tap(w, i, j)
+            axis = lay.channel_axis
+            grouped = spread.reshape(spread.shape[:axis] + (geo.g, og) + spread.shape[axis + 1:])
+            dxp = grouped.sum(axis=axis + 1)
+        out[...] = lay.crop(dxp, geo.pads, geo.hw)
+        return
+    for k in range(geo.g):
+        w2 = w[k * og:(k + 1) * og].reshape(og, -1)
+        dst = dxp[lay.channel_slice(k * cg, (k + 1) * cg)]
+        if lay.nhwc:
+            dy2 = dy[..., k * og:(k + 1) * og].reshape(-1, og)
+            dcols = (dy2 @ w2).reshape(geo.n, oh, ow, kh, kw, cg)
+            for i, j, tap in geo.taps():  # col2im: one strided add per kernel position
+                dst[tap] += dcols[:, :, :, i, j]
+        else:
+            dy3 = dy[:, k * og:(k + 1) * og].reshape(geo.n, og, oh * ow)
+            dcols = np.matmul(w2.T, dy3).reshape(geo.n, cg, kh, kw, oh, ow)
+            for i, j, tap in geo.taps():
+                dst[tap] += dcols[:, :, i, j]
+    out[...] = lay.crop(dxp, geo.pads, geo.hw)
 
 
 def _conv_backprop_filter(dy, x, out, a):
-    pads, ohw = conv_geometry(x.shape, out.shape, a)
-    stride, dilation = pair(a["stride"]), pair(a["dilation"])
-    g = _groups(a)
-    o, cg, kh, kw = out.shape
-    og = o // g
-    xp = _pad(x, pads)
-    for k in range(g):
-        win = _windows(xp[:, k * cg:(k + 1) * cg], (kh, kw), stride, dilation, ohw)
-        # Columns laid out (C*kh*kw, N*OH*OW) so the whole batch is one BLAS matmul.
-        cols = win.transpose(1, 2, 3, 0, 4, 5).reshape(cg * kh * kw, -1)
-        dy2 = dy[:, k * og:(k + 1) * og].transpose(1, 0, 2, 3).reshape(og, -1)
-        np.matmul(dy2, cols.T, out=out[k * og:(k + 1) * og].reshape(og, -1))
+    geo = _Geo(x.shape, out.shape, a)
+    lay, og, cg = geo.lay, geo.og, geo.cg
+    xp = lay.pad(x, geo.pads)
+    if geo.depthwise:
+        src = geo.spread(xp)
+        for i, j, tap in geo.taps():
+            dwij = np.einsum("nhwc,nhwc->c" if lay.nhwc else "nchw,nchw->c", dy, src[tap])
+            if lay.nhwc:
+                out[:, i, j, 0] = dwij
+            else:
+                out[:, 0, i, j] = dwij
+        return
+    for k in range(geo.g):
+        win = geo.windows(xp[lay.channel_slice(k * cg, (k + 1) * cg)])
+        dst_view = out[k * og:(k + 1) * og]
+        width = dst_view[0].size
+        if lay.nhwc:
+            cols = win.reshape(-1, width)           # (N*OH*OW, kh*kw*C)
+            dy2 = dy[..., k * og:(k + 1) * og].reshape(-1, og)
+            dwk = dy2.T @ cols
+        else:
+            # Columns laid out (C*kh*kw, N*OH*OW) so the whole batch is one BLAS matmul.
+            cols = win.transpose(1, 2, 3, 0, 4, 5).reshape(width, -1)
+            dy2 = dy[:, k * og:(k + 1) * og].transpose(1, 0, 2, 3).reshape(og, -1)
+            dwk = dy2 @ cols.T
+        dst_view[...] = dwk.reshape(dst_view.shape)
 
 
 def _conv_attrs(node, **extra):
@@ -185,7 +258,7 @@ class Conv2D(OpDef):
         if x.dtype != w.dtype:
             raise ValueError(f"x dtype {x.dtype.name} differs from w dtype {w.dtype.name}")
         _, (oh, ow) = conv_geometry(x.shape, w.shape, a)
-        return [TensorType((x.shape[0], w.shape[0], oh, ow), x.dtype)]
+        return [TensorType(Layout(a["format"]).shape(x.shape[0], w.shape[0], oh, ow), x.dtype)]
 
     def kernel(ins, outs, a, rt):
         _conv_forward(ins[0], ins[1], outs[0], a)
@@ -193,19 +266,28 @@ class Conv2D(OpDef):
     def grad(g, node, douts):
         (dy,) = douts
         x, w = node.inputs
+        lay = Layout(node.attrs["format"])
         dx = dw = None
         if g.wants(x):  # never for the network's data input
             dx = g.emit("Conv2DBackpropInput", [dy, w],
-                        **_conv_attrs(node, input_sizes=x.type.shape))
+                        **_conv_attrs(node, input_sizes=lay.to_nchw(x.type.shape)))
         if g.wants(w):
-            dw = g.emit("Conv2DBackpropFilter", [dy, x],
-                        **_conv_attrs(node, filter_sizes=w.type.shape))
+            o, (kh, kw) = w.type.shape[0], lay.weight_kernel(w.type.shape)
+            oihw = (o, lay.weight_in_channels(w.type.shape), kh, kw)
+            dw = g.emit("Conv2DBackpropFilter", [dy, x], **_conv_attrs(node, filter_sizes=oihw))
         return [dx, dw]
+
+
+def _sizes(a, key) -> tuple[int, ...]:
+    sizes = tuple(int(d) for d in a[key])
+    if len(sizes) != 4:
+        raise ValueError(f"{key} must hold 4 values, got {list(sizes)}")
+    return Layout(a["format"]).from_nchw(sizes)
 
 
 def _check_dy(dy, x_shape, w_shape, a):
     _, (oh, ow) = conv_geometry(x_shape, w_shape, a)
-    want = (x_shape[0], w_shape[0], oh, ow)
+    want = Layout(a["format"]).shape(x_shape[0], w_shape[0], oh, ow)
     if len(dy.shape) != 4 or tuple(dy.shape) != want:
         raise ValueError(f"dy {list(dy.shape)} does not match the convolution's output "
                          f"{list(want)}")
@@ -213,13 +295,13 @@ def _check_dy(dy, x_shape, w_shape, a):
 
 @op
 class Conv2DBackpropInput(OpDef):
-    """dx of Conv2D from (dy, w); ``input_sizes`` is x's shape."""
+    """dx of Conv2D from (dy, w); ``input_sizes`` is x's shape in NCHW order."""
 
     attrs = {**CONV_ATTRS, "input_sizes": REQUIRED}
 
     def infer(ins, a):
         dy, w = ins
-        x_shape = tuple(int(d) for d in a["input_sizes"])
+        x_shape = _sizes(a, "input_sizes")
         _check_dy(dy, x_shape, w.shape, a)
         return [TensorType(x_shape, dy.dtype)]
 
@@ -229,13 +311,13 @@ class Conv2DBackpropInput(OpDef):
 
 @op
 class Conv2DBackpropFilter(OpDef):
-    """dw of Conv2D from (dy, x); ``filter_sizes`` is w's shape."""
+    """dw of Conv2D from (dy, x); ``filter_sizes`` is w's shape in OIHW order."""
 
     attrs = {**CONV_ATTRS, "filter_sizes": REQUIRED}
 
     def infer(ins, a):
         dy, x = ins
-        w_shape = tuple(int(d) for d in a["filter_sizes"])
+        w_shape = _sizes(a, "filter_sizes")
         _check_dy(dy, x.shape, w_shape, a)
         return [TensorType(w_shape, dy.dtype)]
 
