@@ -26,11 +26,12 @@ from todkit.formats.mindir.optable import (
     mutated_inputs,
     spec_for,
 )
-from todkit.formats.mindir.schema import AttrType, load_model, pb
+from todkit.formats.mindir.schema import AttrType, load_model, parse_model, pb
 from todkit.formats.mindir.values import (
     MONAD,
     decode,
     decode_abstract,
+    element_count,
     scalar_array,
     tensor_dtype,
     tensor_to_numpy,
@@ -66,11 +67,25 @@ class _Multi:
     node: Node
 
 
+# A graph input bigger than this cannot be a model for a device (Lite caps a whole model
+# buffer at 2 GB); refusing it here keeps the runtime from trying to allocate it.
+MAX_INPUT_BYTES = 2**31 - 1
+
+
 def read(path: str | os.PathLike) -> Graph:
     """Parse a .mindir into a verified IR graph; every failure is a TodkitError naming it."""
     path = os.fspath(path)
+    return _guarded(path, lambda: load_model(path))
+
+
+def read_bytes(data: bytes, where: str = "<buffer>") -> Graph:
+    """``read`` of a MINDIR already in memory (the fuzz harness); ``where`` names it."""
+    return _guarded(where, lambda: parse_model(data, where))
+
+
+def _guarded(path: str, load) -> Graph:
     try:
-        model = load_model(path)
+        model = load()
         graph = _Reader(model, path).build()
         return verify(graph, where=path)
     except TodkitError:
@@ -129,6 +144,11 @@ class _Reader:
             if any(d < 0 for d in tt.shape):
                 raise NotSupportedError(f"{self.path}: graph input {vi.name!r} has a dynamic "
                                         f"shape {list(t.dims)}; only static shapes are supported")
+            nbytes = element_count(tt.shape, self.path) * tt.dtype.itemsize
+            if nbytes > MAX_INPUT_BYTES:
+                raise GraphFileError(f"{self.path}: graph input {vi.name!r} of shape "
+                                     f"{list(tt.shape)} would take {nbytes} bytes, over the "
+                                     f"{MAX_INPUT_BYTES}-byte limit of a model tensor")
             self.env[vi.name] = self.graph.add_input(self.short(vi.name), tt)
         for n in self.g.node:
             self.visit(n)

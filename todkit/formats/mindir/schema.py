@@ -23,7 +23,11 @@ from google.protobuf.message import DecodeError
 AttrType = pb.AttributeProto.AttributeType
 PrimType = pb.PrimitiveProto.PrimType
 
-__all__ = ["AttrType", "PrimType", "load_model", "pb"]
+__all__ = ["AttrType", "PrimType", "load_model", "parse_model", "pb"]
+
+
+# protobuf cannot parse a message of 2 GB or more; say so before reading such a file.
+MAX_FILE_BYTES = 2**31 - 1
 
 
 def load_model(path: str | os.PathLike) -> pb.ModelProto:
@@ -31,13 +35,29 @@ def load_model(path: str | os.PathLike) -> pb.ModelProto:
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise GraphFileError(f"{path}: {size} bytes is over protobuf's 2 GB message "
+                                     "limit; not a MINDIR todkit can read")
             data = f.read()
     except FileNotFoundError:
         raise GraphFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise GraphFileError(f"{path}: is a directory, not a MINDIR file") from None
     except OSError as e:
         raise GraphFileError(f"{path}: cannot read the file: {e.strerror or e}") from None
+    return parse_model(data, path)
+
+
+def parse_model(data: bytes, path: str) -> pb.ModelProto:
+    """``data`` as a ``ModelProto``; ``path`` names it in errors.
+
+    The protobuf runtime bounds nesting (100 levels) and message size (2 GB) itself; a file
+    beyond either fails to decode and is reported here like any other undecodable file."""
     if not data:
         raise GraphFileError(f"{path}: not a MINDIR file (the file is empty)")
+    if len(data) > MAX_FILE_BYTES:
+        raise GraphFileError(f"{path}: {len(data)} bytes is over protobuf's 2 GB message limit")
     model = pb.ModelProto()
     try:
         model.ParseFromString(data)
@@ -53,11 +73,10 @@ def load_model(path: str | os.PathLike) -> pb.ModelProto:
         raise NotSupportedError(
             f"{path}: MINDIR with {len(model.functions)} sub-graph(s) in ModelProto.functions "
             f"({names}) uses control flow, which is not supported; export a flat graph")
+    for what, t in _tensors(model):
+        if t.HasField("external_data"):
+            _refuse_external_data(path, what, t.external_data.location)
     for p in model.graph.parameter:
-        if p.HasField("external_data"):
-            raise NotSupportedError(
-                f"{path}: parameter {p.ref_key or p.name!r} keeps its data in an external file "
-                f"({p.external_data.location!r}); MINDIR external data is not supported")
         if p.compression_type != pb.TensorProto.NO_COMPRESSION:
             raise NotSupportedError(
                 f"{path}: parameter {p.ref_key or p.name!r} is compressed "
@@ -65,3 +84,37 @@ def load_model(path: str | os.PathLike) -> pb.ModelProto:
     if model.graph.map_parameter:
         raise NotSupportedError(f"{path}: MINDIR map parameters (MapTensor) are not supported")
     return model
+
+
+def _tensors(model: pb.ModelProto):
+    """(description, TensorProto) of every tensor that can carry data: parameters, and the
+    tensors inside node and primitive attributes (nested tuples included)."""
+    def in_attrs(attrs, owner):
+        stack = [(a, f"{owner} attribute {a.name!r}") for a in attrs]
+        while stack:  # iterative: attribute nesting depth is bounded by protobuf, not by us
+            a, what = stack.pop()
+            if a.HasField("t"):
+                yield what, a.t
+            yield from ((what, t) for t in a.tensors)
+            stack.extend((v, what) for v in a.values)
+
+    g = model.graph
+    for p in g.parameter:
+        yield f"parameter {p.ref_key or p.name!r}", p
+    for n in g.node:
+        yield from in_attrs(n.attribute, f"node {n.domain or n.name!r}")
+    for prim in model.primitives:
+        yield from in_attrs(prim.attribute, f"primitive {prim.name!r}")
+
+
+def _refuse_external_data(path: str, what: str, location: str):
+    """External data is not supported; a location that leaves the model's folder is called out
+    as such, since reading it would let a model file read any file on the device."""
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    inside = "\0" not in location and not os.path.isabs(location) and os.path.commonpath(
+        [folder, os.path.realpath(os.path.join(folder, location))]) == folder
+    if not inside:
+        raise GraphFileError(f"{path}: {what} keeps its data at {location!r}, which leaves the "
+                             "model's folder; refused")
+    raise NotSupportedError(f"{path}: {what} keeps its data in an external file "
+                            f"({location!r}); MINDIR external data is not supported")

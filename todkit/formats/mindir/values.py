@@ -14,7 +14,7 @@ import numpy as np
 
 from todkit.core import dtypes
 from todkit.core.dtypes import DType
-from todkit.core.errors import NotSupportedError
+from todkit.core.errors import GraphFileError, NotSupportedError
 from todkit.formats.mindir.schema import AttrType, pb
 from todkit.ir.graph import TensorType
 
@@ -38,22 +38,40 @@ def tensor_dtype(t: pb.TensorProto, where: str) -> DType:
     return dt
 
 
+def element_count(dims, where: str) -> int:
+    """Elements of a tensor of ``dims``, in Python ints so huge dims cannot wrap around to a
+    size that matches the bytes present; negative dims are refused."""
+    dims = [int(d) for d in dims]
+    if any(d < 0 for d in dims):
+        raise GraphFileError(f"{where}: tensor dims {dims} are negative")
+    count = 1
+    for d in dims:
+        count *= d
+    return count
+
+
 def tensor_to_numpy(t: pb.TensorProto, where: str) -> np.ndarray:
-    """The array a TensorProto holds (``raw_data`` as MindSpore writes it, or typed fields)."""
+    """The array a TensorProto holds (``raw_data`` as MindSpore writes it, or typed fields).
+
+    The declared dims are checked against the bytes the file really holds before anything is
+    allocated from them."""
+    if t.HasField("external_data"):
+        raise NotSupportedError(f"{where}: tensor data kept in an external file "
+                                f"({t.external_data.location!r}) is not supported")
     dt = tensor_dtype(t, where)
     shape = tuple(int(d) for d in t.dims)
-    count = int(np.prod(shape, dtype=np.int64))
+    count = element_count(shape, where)
     if t.HasField("raw_data"):
         raw = t.raw_data
         if len(raw) != count * dt.itemsize:
-            raise ValueError(f"{where}: raw_data holds {len(raw)} bytes, {dt.name}{list(shape)} "
-                             f"needs {count * dt.itemsize}")
+            raise GraphFileError(f"{where}: raw_data holds {len(raw)} bytes, "
+                                 f"{dt.name}{list(shape)} needs {count * dt.itemsize}")
         arr = np.frombuffer(raw, dtype=dt.np.newbyteorder("<")).astype(dt.np)
     else:
         typed = (t.float_data or t.int32_data or t.int64_data or t.double_data
                  or t.uint64_data)
         if len(typed) != count:
-            raise ValueError(f"{where}: tensor has {len(typed)} values for {list(shape)}")
+            raise GraphFileError(f"{where}: tensor has {len(typed)} values for {list(shape)}")
         arr = np.asarray(list(typed)).astype(dt.np)
     return np.array(arr.reshape(shape), order="C")
 

@@ -13,10 +13,10 @@ hang the updates off the output. ``read()`` strips all of that again.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 
 from todkit.core.errors import NotSupportedError, OpNotFoundError, ParamError, TodkitError
+from todkit.core.fileio import atomic_write
 from todkit.formats.mindir.optable import OpSpec, generic_spec, mutated_inputs, spec_for
 from todkit.formats.mindir.schema import AttrType, PrimType, pb
 from todkit.formats.mindir.values import (
@@ -50,7 +50,7 @@ def write(graph: Graph, path: str | os.PathLike) -> None:
     except Exception as e:  # protobuf refuses messages over 2 GB
         raise NotSupportedError(f"{path}: the model cannot be serialised as one MINDIR "
                                 f"message ({e}); external data is not supported") from e
-    _atomic_write(path, data)
+    atomic_write(path, data)
 
 
 def to_model_proto(graph: Graph) -> pb.ModelProto:
@@ -70,38 +70,6 @@ def to_model_proto(graph: Graph) -> pb.ModelProto:
     except Exception as e:
         raise ParamError(f"graph {graph.name!r} cannot be written as MINDIR: "
                          f"{type(e).__name__}: {e}") from e
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                                   dir=folder)
-    except OSError as e:
-        raise ParamError(f"{path}: cannot write the file: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise ParamError(f"{path}: cannot write the file: {e.strerror or e}") from None
-        raise
-    try:  # make the rename itself durable; not all file systems allow it
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
 
 
 def _scope(name: str) -> str:

@@ -7,6 +7,11 @@ used after the bytes they cover are known to exist, so a corrupt file can never 
 allocate more than its own size. Every problem raises ``GraphFileError`` naming the file and the
 path of the offending field (``allTensors[3].dims``).
 
+FlatBuffers lets many offsets point at one table or string. Decoding each reference afresh
+would let a 130 KB file (20,000 offsets to one 50 KB string) expand to a gigabyte, so every
+table and string is decoded once per position and shared; and, as the C++ verifier does, the
+number of tables and the nesting depth are capped.
+
 Decoded tables are plain dicts (absent scalar fields hold their schema default, absent offset
 fields are missing); vectors of scalars are read-only NumPy views of the buffer. ``Table.spans``
 records where each vector's payload lies, for in-place patching of tensor data.
@@ -22,6 +27,8 @@ from todkit.core.errors import GraphFileError
 from todkit.formats.ms import schema
 
 MAX_BUFFER = 2**31 - 1  # MindSpore Lite refuses model buffers of 2 GB or more
+MAX_TABLES = 1_000_000  # flatbuffers::Verifier's default max_tables
+MAX_DEPTH = 64  # flatbuffers::Verifier's default max_depth
 _NP_CODES = {"B": "u1", "b": "i1", "h": "<i2", "H": "<u2", "i": "<i4", "I": "<u4",
              "q": "<i8", "Q": "<u8", "f": "<f4", "d": "<f8"}
 
@@ -41,6 +48,9 @@ class Reader:
         self.buf = bytes(buf) if not isinstance(buf, bytes) else buf
         self.where = where
         self.size = len(self.buf)
+        self.tables: dict[tuple[int, str], Table] = {}  # (position, table type) -> decoded
+        self.strings: dict[int, str] = {}
+        self.depth = 0
 
     def fail(self, msg: str):
         raise GraphFileError(f"{self.where}: invalid .ms file: {msg}")
@@ -84,6 +94,22 @@ class Reader:
         return self.table(self._deref(0, "root offset"), schema.ROOT_TABLE, schema.ROOT_TABLE)
 
     def table(self, pos: int, tname: str, path: str) -> Table:
+        done = self.tables.get((pos, tname))
+        if done is not None:
+            return done
+        if len(self.tables) >= MAX_TABLES:
+            self.fail(f"{path}: more than {MAX_TABLES} tables")
+        if self.depth >= MAX_DEPTH:
+            self.fail(f"{path}: tables nested deeper than {MAX_DEPTH}")
+        self.depth += 1
+        try:
+            out = self._table(pos, tname, path)
+        finally:
+            self.depth -= 1
+        self.tables[(pos, tname)] = out
+        return out
+
+    def _table(self, pos: int, tname: str, path: str) -> Table:
         self._check(pos, 4, 4, f"{path} (table)")
         vt = pos - struct.unpack_from("<i", self.buf, pos)[0]
         self._check(vt, 4, 2, f"{path} (vtable)")
@@ -166,6 +192,12 @@ class Reader:
         return self.table(target, ftype, path)
 
     def string(self, pos: int, path: str) -> str:
+        done = self.strings.get(pos)
+        if done is None:
+            done = self.strings[pos] = self._string(pos, path)
+        return done
+
+    def _string(self, pos: int, path: str) -> str:
         n = self._u32(pos, f"{path} (length)")
         self._check(pos + 4, n + 1, 1, path)
         if self.buf[pos + 4 + n] != 0:

@@ -1,0 +1,24 @@
+"""Findings already reported to the engineer whose file holds the bug, so a fuzz run can go on
+past them. Each has a regression case in tests/test_hostile_inputs.py (strict xfail until it is
+fixed there; then the entry here goes too).
+
+Key: (exception type, file name, function) of the innermost todkit frame of the traceback.
+"""
+
+KNOWN = {
+    ("IndexError", "optable.py", "_bias_grad_to_ir"):
+        "ms/read.py calls row.to_ir before checking a node's input count; a BiasAddGrad with "
+        "no inputs escapes as IndexError (fixture fuzz_ms_biasaddgrad_without_inputs.ms)",
+}
+
+
+def signature(exc: BaseException) -> tuple[str, str, str] | None:
+    """The KNOWN key of ``exc``: its innermost frame in todkit's own code."""
+    tb, last = exc.__traceback__, None
+    while tb is not None:
+        if "/todkit/" in tb.tb_frame.f_code.co_filename:
+            last = tb.tb_frame.f_code
+        tb = tb.tb_next
+    if last is None:
+        return None
+    return type(exc).__name__, last.co_filename.rsplit("/", 1)[-1], last.co_name
