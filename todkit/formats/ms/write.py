@@ -10,13 +10,11 @@ node outputs are written with dims [1] as the converter writes the mean loss (se
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 
 from todkit.core import dtypes
-from todkit.core.errors import OpNotFoundError, ParamError, TodkitError
+from todkit.core.errors import OpNotFoundError, ParamError
+from todkit.core.fileio import atomic_write  # re-exported: ms.atomic_write
 from todkit.formats.ms import fbread, fbwrite, optable, schema
 from todkit.formats.ms.read import CONST_NAME_PREFIX
 from todkit.ir.graph import Graph, Value
@@ -46,31 +44,6 @@ def write(graph: Graph, path, *, name: str | None = None, version: str = DEFAULT
     data = dumps(graph, name=name, version=version, subgraph_name=subgraph_name,
                  fmk_type=fmk_type)
     atomic_write(path, data)
-
-
-def atomic_write(path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename: readers never see a partial file."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                                   dir=folder)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # users overwrite their models; the converter's 0400 is not wanted
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as e:
-        raise TodkitError(f"{path}: cannot write: {e.strerror or e}") from e
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 def _le_bytes(arr: np.ndarray) -> bytes:
