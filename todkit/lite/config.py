@@ -49,8 +49,19 @@ class Context:
 
 @dataclass
 class TrainCfg:
-    """mindspore::TrainCfg: the substrings that name the loss node, gradient accumulation."""
+    """mindspore::TrainCfg: the substrings that name the loss node, gradient accumulation;
+    plus ``nonfinite``, what a NaN/Inf loss or gradient does: "skip" (default: warn, skip
+    the update, as Lite's loss-scale overflow check), "raise" (an error) or "ignore"."""
 
     loss_name: list[str] = field(default_factory=lambda: list(DEFAULT_LOSS_NAMES))
     accumulate_gradients: bool = False
     optimization_level: str = "O0"  # recorded; mixed precision is not implemented
+    nonfinite: str = "skip"
+
+
+class QuantizationType(enum.IntEnum):
+    """mindspore::QuantizationType (include/api/types.h)."""
+
+    NO_QUANT = 0
+    WEIGHT_QUANT = 1
+    FULL_QUANT = 2

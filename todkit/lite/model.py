@@ -13,9 +13,11 @@ import numpy as np
 
 from todkit.core.errors import GraphFileError, NotSupportedError, ParamError, TodkitError
 from todkit.ir.graph import Graph
-from todkit.lite.config import Context, ModelType, TrainCfg
+from todkit.lite import loop
+from todkit.lite.config import Context, ModelType, QuantizationType, TrainCfg
 from todkit.lite.tensor import Tensor
-from todkit.runtime.export import inference_graph, patch_original, write_ms
+from todkit.runtime.export import patch_original
+from todkit.runtime.quant import dequantize_weights
 from todkit.runtime.session import Session
 
 DEFAULT_VERSION = "MindSpore Lite 2.0.0"
@@ -32,7 +34,11 @@ def read_ms_file(path):
         raise NotSupportedError(f"cannot read {path!r}: the .ms codec (todkit.formats.ms) is "
                                 f"not available ({e})") from e
     try:
-        return ms.read(path)
+        with open(path, "rb") as f:
+            raw = f.read()
+        # Weight-quantized files (Lite's kWeightQuant export) are dequantized at load.
+        plain = dequantize_weights(raw, path)
+        return ms.read(plain if plain is not None else raw, where=path)
     except TodkitError as e:
         if path in str(e):
             raise
@@ -80,10 +86,16 @@ class Model:
         self.train_cfg = train_cfg or TrainCfg()
         self.name, self.version = name, version
         s = Session(graph, loss_names=self.train_cfg.loss_name,
-                    accumulate_gradients=self.train_cfg.accumulate_gradients, where=where)
+                    accumulate_gradients=self.train_cfg.accumulate_gradients, where=where,
+                    nonfinite=self.train_cfg.nonfinite)
         self._session = s
+        self._metrics: list = []
         self._inputs = [Tensor(name=v.name, _array=s.eval.array(v), _format=v.format)
                         for v in s.inputs]
+        self._wrap_outputs()
+
+    def _wrap_outputs(self) -> None:
+        s = self._session
 
         def wrap(executor, values):
             return [Tensor(name=v.name, _array=executor.array(v), _format=v.format,
@@ -137,11 +149,14 @@ class Model:
     def get_train_mode(self) -> bool:
         return self.session.train_mode
 
-    def run_step(self) -> None:
-        """Train mode: forward, backward and optimizer updates in place. Eval: inference."""
-        self.session.run_step()
+    def run_step(self, before_callback=None, after_callback=None) -> bool:
+        """Train mode: forward, backward and optimizer updates in place. Eval: inference.
+        Callbacks ``f(inputs, outputs, CallBackParam) -> bool`` run around each kernel.
+        Returns False if a NaN/Inf loss or gradient made the step skip its update
+        (TrainCfg.nonfinite)."""
+        return self.session.run_step(*_kernel_callbacks(before_callback, after_callback))
 
-    def predict(self, inputs) -> list[Tensor]:
+    def predict(self, inputs, before_callback=None, after_callback=None) -> list[Tensor]:
         """Eval outputs (the logits) for ``inputs`` (Tensors or arrays: every model input, or
         only the ones inference reads), without changing the mode."""
         s = self.session
@@ -155,11 +170,47 @@ class Model:
         for target, src in zip(targets, inputs):
             target.set_data_from_numpy(src.get_data_to_numpy() if isinstance(src, Tensor)
                                        else np.asarray(src))
-        s.run_eval()
+        s.run_eval(*_kernel_callbacks(before_callback, after_callback))
         return [Tensor(t.get_data_to_numpy(), name=t.name) for t in self._eval_outputs]
 
     def resize(self, inputs, dims) -> None:
-        raise NotSupportedError("resize: the runtime plans memory for the file's static shapes")
+        """Give ``inputs`` (model input Tensors) the shapes ``dims`` (e.g. another batch
+        size): shapes are inferred again and memory re-planned. The input and output Tensor
+        objects stay valid with their new shapes; input data is reset to zeros."""
+        s = self.session
+        if len(inputs) != len(dims):
+            raise ParamError(f"resize: {len(inputs)} inputs but {len(dims)} shapes")
+        s.resize({t.name: tuple(d) for t, d in zip(inputs, dims)})
+        for t, v in zip(self._inputs, s.inputs):
+            t._array = s.eval.array(v)
+        self._wrap_outputs()
+
+    # -- train loop ------------------------------------------------------------------------
+    def train(self, epochs: int, train_dataset, train_callbacks=()) -> None:
+        """Lite's Model::Train: ``epochs`` passes over ``train_dataset`` (an iterable of
+        ``(data, label)`` NumPy batches, iterated again each epoch) with the callbacks."""
+        loop.train(self, epochs, train_dataset, list(train_callbacks))
+
+    def evaluate(self, eval_dataset, eval_callbacks=()) -> list[float]:
+        """Lite's Model::Evaluate: one pass in eval mode updating the metrics (init_metrics
+        and any Metrics among the callbacks); returns each metric's eval()."""
+        return loop.evaluate(self, eval_dataset, list(eval_callbacks))
+
+    def init_metrics(self, metrics) -> None:
+        self._metrics = list(metrics)
+
+    def get_metrics(self) -> list:
+        return list(self._metrics)
+
+    def get_predictions(self) -> list[Tensor]:
+        """The eval outputs (logits), readable in either mode (Lite's GetPredictions)."""
+        return list(self._train_predictions if self.get_train_mode() else self._eval_outputs)
+
+    @property
+    def nonfinite_skipped_steps(self) -> int:
+        """Train steps whose update the non-finite guard skipped so far."""
+        g = self.session.guard
+        return g.skipped_steps if g else 0
 
     # -- optimizer control ---------------------------------------------------------------
     def set_learning_rate(self, lr: float) -> None:
@@ -187,9 +238,10 @@ class Model:
         by_name = {v.name: v for v in self.session.optimizer_params()}
         for t in params:
             v = by_name.get(t.name)
-            if v is None or t.element_num != 1 or t.get_data_to_numpy().dtype.kind != "f":
-                raise ParamError(f"set_optimizer_params: {t.name!r} is not a 1-element float "
-                                 "optimizer parameter")
+            if v is None:
+                raise ParamError(f"set_optimizer_params: {t.name!r} is not an optimizer "
+                                 f"parameter (known: {', '.join(sorted(by_name))})")
+            _check_tensor("set_optimizer_params", t, v.data, "a 1-element float")
             v.data[...] = t.get_data_to_numpy().reshape(v.data.shape)
 
     def get_gradients(self) -> list[Tensor]:
@@ -197,11 +249,17 @@ class Model:
         return [Tensor(arr.copy(), name=v.name) for v, arr in self.session.gradients()]
 
     def apply_gradients(self, gradients: list[Tensor] | None = None) -> None:
-        """Copy ``gradients`` (matched by name and size) into the sums, then one update."""
+        """Copy ``gradients`` (by name; size and dtype must match) into the sums, then one
+        optimizer update."""
+        sums = {v.name: arr for v, arr in self.session.gradients()}
         for t in gradients or []:
-            for v, arr in self.session.gradients():
-                if v.name == t.name and arr.size == t.element_num:
-                    arr[...] = t.get_data_to_numpy().reshape(arr.shape)
+            arr = sums.get(t.name)
+            if arr is None:
+                raise ParamError(f"apply_gradients: no gradient named {t.name!r} (known: "
+                                 f"{', '.join(sums) or 'none: accumulate_gradients is off'})")
+            _check_tensor("apply_gradients", t, arr)
+        for t in gradients or []:
+            sums[t.name][...] = t.get_data_to_numpy().reshape(sums[t.name].shape)
         self.session.apply_gradients()
 
     def get_feature_maps(self) -> list[Tensor]:
@@ -210,26 +268,83 @@ class Model:
                 for c in self.session.graph.consts if c.data.dtype == np.float32]
 
     def update_feature_maps(self, feature_maps: list[Tensor]) -> None:
+        """Copy each tensor into the constant of the same name (size and dtype must match);
+        all are checked before any is copied."""
         by_name = {c.name: c for c in self.session.graph.consts}
         for t in feature_maps:
             c = by_name.get(t.name)
-            if c is None or c.data.size != t.element_num:
-                raise ParamError(f"update_feature_maps: no constant {t.name!r} of "
-                                 f"{t.element_num} elements")
+            if c is None:
+                raise ParamError(f"update_feature_maps: no such constant tensor {t.name!r}")
+            _check_tensor("update_feature_maps", t, c.data)
+        for t in feature_maps:
+            c = by_name[t.name]
             c.data[...] = t.get_data_to_numpy().reshape(c.data.shape)
 
     # -- saving --------------------------------------------------------------------------
-    def export(self, path, export_inference_only: bool = False) -> None:
-        """Write the model as a .ms file (atomically). Train export of a model read from a
-        file patches the current constants into the original buffer, as Lite writes its
-        original model back; otherwise the graph is written anew."""
+    def export(self, path, export_inference_only: bool = False,
+               quantization_type: QuantizationType = QuantizationType.NO_QUANT,
+               output_tensor_names=None) -> None:
+        """Lite's Serialization::ExportModel to a .ms file, written atomically (temp file,
+        fsync, rename). Train export of an unchanged file patches the current weights into
+        the original buffer, as Lite does; otherwise the graph is written anew.
+        ``output_tensor_names`` (inference export only, as Lite) keeps only what computes
+        those tensors; ``WEIGHT_QUANT`` stores multi-dimensional weights as int8."""
+        from todkit.runtime.export import export_bytes
+
         s, path = self.session, os.fspath(path)
-        if (not export_inference_only and self._ms_model is not None
+        quantization_type = QuantizationType(quantization_type)
+        if quantization_type == QuantizationType.FULL_QUANT:
+            raise NotSupportedError("export: FULL_QUANT is not supported (NO_QUANT or "
+                                    "WEIGHT_QUANT)")
+        quant = quantization_type == QuantizationType.WEIGHT_QUANT
+        if (not export_inference_only and not quant and self._ms_model is not None
                 and patch_original(self._ms_model, s.graph, path)):
             return
-        graph = inference_graph(s) if export_inference_only else s.graph
-        write_ms(graph, path, name=self.name, version=self.version)
+        export_bytes(s, path, inference_only=export_inference_only, quantize=quant,
+                     output_names=list(output_tensor_names or []), name=self.name,
+                     version=self.version)
 
     def describe_plan(self) -> str:
         """The arena plans (offsets, sizes, lifetimes; total vs naive sum)."""
         return self.session.describe_plans()
+
+
+class CallBackParam:
+    """mindspore::MSCallBackParam: which kernel a kernel callback is called for."""
+
+    def __init__(self, node_name: str, node_type: str):
+        self.node_name, self.node_type = node_name, node_type
+
+    def __repr__(self) -> str:
+        return f"CallBackParam(node_name={self.node_name!r}, node_type={self.node_type!r})"
+
+
+def _kernel_callbacks(before, after):
+    """Adapt user callbacks ``f(inputs, outputs, CallBackParam)`` to the session's
+    ``f(node, in_arrays, out_arrays)``; tensors are read-only views of the kernel's arrays."""
+
+    def adapt(fn):
+        if fn is None:
+            return None
+
+        def call(node, ins, outs):
+            wrap = [Tensor(name=v.name, _array=a, _writable=False)
+                    for v, a in zip(node.inputs, ins)]
+            out = [Tensor(name=v.name, _array=a, _writable=False)
+                   for v, a in zip(node.outputs, outs)]
+            fn(wrap, out, CallBackParam(node.name, node.op))
+
+        return call
+
+    return adapt(before), adapt(after)
+
+
+def _check_tensor(what: str, t: Tensor, target: np.ndarray, kind: str = "") -> None:
+    """``t`` must fit ``target``: same element count and dtype (Lite copies raw bytes)."""
+    got = t.get_data_to_numpy()
+    if got.size != target.size:
+        raise ParamError(f"{what}: tensor {t.name!r} has {target.size} elements, got "
+                         f"{got.size}")
+    if got.dtype != target.dtype:
+        raise ParamError(f"{what}: tensor {t.name!r} is {kind or target.dtype.name} "
+                         f"({target.dtype.name}), got {got.dtype.name}")

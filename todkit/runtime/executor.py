@@ -78,17 +78,43 @@ class Executor:
     def array(self, value: Value) -> np.ndarray:
         return value.data if value.is_const else self.views[id(value)]
 
-    def invoke(self, rt: RunContext) -> None:
+    def invoke(self, rt: RunContext, start: int = 0, stop: int | None = None) -> None:
+        """Run the bound kernels ``start`` to ``stop`` (default: all) in order."""
         rt.training = self.training
-        step = 0
+        bound = self.bound
+        stop = len(bound) if stop is None else stop
+        step = start
         try:
-            for step, (kernel, ins, outs, attrs) in enumerate(self.bound):  # noqa: B007
+            for step in range(start, stop):
+                kernel, ins, outs, attrs = bound[step]
                 kernel(ins, outs, attrs, rt)
         except TodkitError:
             raise
         except Exception as e:
+            raise self._failure(step, e) from e
+
+    def invoke_traced(self, rt: RunContext, before, after, start: int = 0,
+                      stop: int | None = None) -> None:
+        """``invoke`` calling ``before(node, ins, outs)`` / ``after(node, ins, outs)`` around
+        each kernel (Lite's kernel callbacks); a slower loop used only when asked for."""
+        rt.training = self.training
+        stop = len(self.bound) if stop is None else stop
+        for step in range(start, stop):
+            kernel, ins, outs, attrs = self.bound[step]
             node = self.nodes[step]
-            ins = self.bound[step][1]
-            shapes = ", ".join(f"{a.dtype}{list(a.shape)}" for a in ins)
-            raise OpExecuteError(f"node {node.name!r} ({node.op}) failed on inputs [{shapes}]: "
-                                 f"{type(e).__name__}: {e}") from e
+            if before is not None:
+                before(node, ins, outs)
+            try:
+                kernel(ins, outs, attrs, rt)
+            except TodkitError:
+                raise
+            except Exception as e:
+                raise self._failure(step, e) from e
+            if after is not None:
+                after(node, ins, outs)
+
+    def _failure(self, step: int, e: Exception) -> OpExecuteError:
+        node = self.nodes[step]
+        shapes = ", ".join(f"{a.dtype}{list(a.shape)}" for a in self.bound[step][1])
+        return OpExecuteError(f"node {node.name!r} ({node.op}) failed on inputs [{shapes}]: "
+                              f"{type(e).__name__}: {e}")

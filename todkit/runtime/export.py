@@ -76,3 +76,79 @@ def patch_original(ms_model, graph: Graph, path) -> bool:
         return False  # a constant changed size or dtype: write the graph instead
     ms.atomic_write(path, data)
     return True
+
+
+# Ops that only matter while training: removed from an inference export (Lite's
+# DropoutNodeRemovePass); BatchNorm switches to its inference form.
+TRAIN_ONLY_PASSTHROUGH = {"Dropout": 0}
+BATCHNORM_OPS = ("BatchNorm", "FusedBatchNorm")
+
+
+def _needed_nodes(nodes, outputs) -> list:
+    """The nodes (in order) that ``outputs`` depend on."""
+    keep: set[int] = set()
+    stack = [v.producer for v in outputs if v.producer is not None]
+    while stack:
+        n = stack.pop()
+        if id(n) in keep:
+            continue
+        keep.add(id(n))
+        stack.extend(v.producer for v in n.inputs if v.producer is not None)
+    return [n for n in nodes if id(n) in keep]
+
+
+def for_inference(graph: Graph) -> Graph:
+    """``graph`` (a fresh copy) with Dropout bypassed and BatchNorm in inference mode."""
+    for n in list(graph.nodes):
+        if n.op in TRAIN_ONLY_PASSTHROUGH:
+            src = n.inputs[TRAIN_ONLY_PASSTHROUGH[n.op]]
+            out = n.outputs[0]
+            graph.replace_uses(out, src)
+            graph.outputs = [src if v is out else v for v in graph.outputs]
+            graph.remove_nodes([n])
+        elif n.op in BATCHNORM_OPS and "is_training" in n.attrs:
+            n.attrs["is_training"] = False
+    graph.prune_consts()
+    return graph
+
+
+def export_graph(session, inference_only: bool, output_names: list[str]) -> Graph:
+    """What an export writes: the train graph, or the inference part (optionally only what
+    computes ``output_names``), as a snapshot of the current weights."""
+    from todkit.core.errors import ParamError
+
+    if not inference_only:
+        if output_names:
+            import warnings
+            warnings.warn("export: output_tensor_names are ignored for a train export "
+                          "(as MindSpore Lite)", stacklevel=3)
+        return session.graph
+    roles = session.roles
+    outputs = list(roles.eval_outputs)
+    if output_names:
+        by_name = {v.name: v for n in session.graph.nodes for v in n.outputs}
+        by_name.update({v.name: v for v in session.graph.inputs})
+        unknown = [t for t in output_names if t not in by_name]
+        if unknown:
+            raise ParamError(f"export: no tensor named {', '.join(map(repr, unknown))} in "
+                             f"graph {session.graph.name!r}")
+        outputs = [by_name[t] for t in output_names]
+    nodes = _needed_nodes(roles.inference_nodes if not output_names else roles.train_nodes,
+                          outputs)
+    return for_inference(copy_subgraph(session.graph, nodes, outputs))
+
+
+def export_bytes(session, path, *, inference_only: bool, quantize: bool,
+                 output_names: list[str], name: str, version: str | None) -> None:
+    """Write the export of ``session`` to ``path`` atomically (temp, fsync, rename)."""
+    from todkit.formats import ms
+    from todkit.runtime.quant import quantize_weights
+
+    graph = export_graph(session, inference_only, output_names)
+    kwargs = {"name": name, "subgraph_name": f"{name}_subgraph", "fmk_type": 3}
+    if version:
+        kwargs["version"] = version
+    data = ms.dumps(graph, **kwargs)
+    if quantize:
+        data = quantize_weights(data, str(path))
+    ms.atomic_write(path, data)

@@ -24,7 +24,9 @@ from todkit.opset.registry import OPS
 from todkit.opset.runctx import RunContext
 from todkit.opset.verify import verify
 from todkit.runtime.executor import Executor, arena_view
+from todkit.runtime.guard import Guard, split_updates
 from todkit.runtime.planner import DEFAULT_ALIGNMENT, align_up
+from todkit.runtime.resize import reinfer
 from todkit.runtime.roles import (
     DEFAULT_LOSS_NAMES,
     GRAD_INPUT_INDEX,
@@ -57,18 +59,37 @@ def _accumulate_kernel(ins, outs, attrs, rt):
     np.add(outs[0], ins[0], out=outs[0])
 
 
+def _skip_kernel(ins, outs, attrs, rt):
+    """Stands in for a state update deferred to apply_gradients."""
+
+
 class Session:
     """A loaded graph ready to run. ``Session(graph)`` is the runtime-level entry point."""
 
     def __init__(self, graph: Graph, loss_names=DEFAULT_LOSS_NAMES,
                  accumulate_gradients: bool = False, where: str | None = None, seed: int = 0,
-                 alignment: int = DEFAULT_ALIGNMENT):
-        self.graph = load_graph(graph, where or f"graph {graph.name!r}")
+                 alignment: int = DEFAULT_ALIGNMENT, nonfinite: str = "skip"):
+        self.where = where or f"graph {graph.name!r}"
+        self.graph = load_graph(graph, self.where)
         self.loss_names = tuple(loss_names)
         self.roles = roles = find_roles(graph, self.loss_names)
         self.rt = RunContext(training=not roles.is_inference_model, seed=seed)
         self.accumulate_gradients = accumulate_gradients
+        self.alignment = alignment
+        self.nonfinite = nonfinite
+        self.train_mode = not roles.is_inference_model
+        self._grad_sums: list[np.ndarray] = []
+        self._optimizer_steps: list[tuple] = []
+        self._state_updates: list[tuple[int, tuple]] = []
+        self._virtual_batch = self._virtual_count = 0
+        self._lr_before_virtual_batch = 0.0
+        self._prepare()
+        if self.train is not None and accumulate_gradients:
+            self._set_accumulating(True)
 
+    def _prepare(self) -> None:
+        """Plan the arena for the current shapes and bind every kernel (at build and resize)."""
+        graph, roles, alignment = self.graph, self.roles, self.alignment
         # Graph inputs sit at fixed offsets before both plans, so data written to an input
         # survives a switch between train and eval mode.
         input_offsets, base = [], 0
@@ -81,28 +102,34 @@ class Session:
         self.eval = Executor("eval", roles.inference_nodes, pinned, roles.eval_outputs,
                              training=False, base=base, alignment=alignment)
         self.train = None
+        self.update_start = 0
         if not roles.is_inference_model:
             # Keep the eval outputs too, so predictions can be read after a train step, and
             # the computed inputs of optimizers (advanced beta powers, a computed lr), which
             # a deferred update (accumulated gradients, virtual batch) reads after the step.
             deferred = [v for n in roles.optimizers for k, v in enumerate(n.inputs)
                         if not v.is_const and k != GRAD_INPUT_INDEX[n.op]]
-            self.train = Executor("train", roles.train_nodes, pinned,
+            split = split_updates(roles.train_nodes)
+            order = split[0] + split[1] if split else roles.train_nodes
+            if split:  # values a deferred state update reads in apply_gradients
+                deferred += [v for n in split[1] for v in n.inputs if not v.is_const]
+            self.train = Executor("train", order, pinned,
                                   roles.train_outputs + roles.eval_outputs + deferred,
                                   training=True, base=base, alignment=alignment)
+            self.update_start = len(split[0]) if split else len(order)
         size = max(base, self.eval.plan.total, self.train.plan.total if self.train else 0)
         self.arena = np.zeros(size, dtype=np.uint8)
         for v, off in zip(graph.inputs, input_offsets):
             pinned[id(v)] = arena_view(self.arena, off, v)
         for ex in self.executors:
             ex.bind(self.arena)
-        self.train_mode = self.train is not None
-        self._grad_sums: list[np.ndarray] = []
-        self._optimizer_steps: list[tuple] = []
-        self._virtual_batch = self._virtual_count = 0
-        self._lr_before_virtual_batch = 0.0
-        if self.train is not None and accumulate_gradients:
-            self._set_accumulating(True)
+        self.guard = None
+        if self.train is not None:
+            watched = [v for v in roles.train_outputs if v.type.dtype.np.kind == "f"]
+            watched += [n.inputs[GRAD_INPUT_INDEX[n.op]] for n in roles.optimizers]
+            self.guard = Guard(self.nonfinite, [(v, self.train.array(v)) for v in watched])
+            # Updates interleaved with compute: the guard can only check after the step.
+            self.guard.can_skip = self.update_start < len(self.train.nodes)
 
     # -- structure ----------------------------------------------------------------------
     @property
@@ -142,18 +169,50 @@ class Session:
                               "searched: " + ", ".join(self.loss_names) + ")", RET_ERROR)
         self.train_mode = bool(train)
 
-    def run_step(self) -> None:
-        """Train mode: forward, backward, optimizer updates. Eval mode: inference nodes."""
-        self.current.invoke(self.rt)
-        if self._virtual_batch and self.train_mode:
+    def run_step(self, before=None, after=None) -> bool:
+        """Train mode: forward, backward, optimizer updates. Eval mode: inference nodes.
+        ``before``/``after(node, ins, outs)`` are called around each kernel if given.
+        Returns False if the non-finite guard skipped the update."""
+        ex = self.current
+        run = ex.invoke if before is None and after is None else (
+            lambda rt, start=0, stop=None: ex.invoke_traced(rt, before, after, start, stop))
+        if not self.train_mode:
+            run(self.rt)
+            return True
+        if self.guard.can_skip:
+            run(self.rt, 0, self.update_start)
+            if not self.guard.allows_update():
+                return False
+            run(self.rt, self.update_start)
+        else:
+            run(self.rt)
+            if not self.guard.allows_update():
+                return False
+        if self._virtual_batch:
             self._virtual_count += 1
             if self._virtual_count == self._virtual_batch:
                 self._virtual_count = 0
                 self.apply_gradients()
+        return True
 
-    def run_eval(self) -> None:
+    def run_eval(self, before=None, after=None) -> None:
         """Run the inference nodes without changing the mode (used by predict)."""
-        self.eval.invoke(self.rt)
+        if before is None and after is None:
+            self.eval.invoke(self.rt)
+        else:
+            self.eval.invoke_traced(self.rt, before, after)
+
+    # -- resize ----------------------------------------------------------------------------
+    def resize(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        """New shapes for graph inputs (by name): infer every node again and re-plan. On an
+        error (a constant or attribute that fixes the old batch size) nothing changes."""
+        accumulating = bool(self._optimizer_steps)
+        reinfer(self.graph, shapes, self.where)
+        if accumulating:
+            self._set_accumulating(False)
+        self._prepare()
+        if accumulating:
+            self._set_accumulating(True)
 
     # -- learning rate -------------------------------------------------------------------
     def _optimizer_inputs(self) -> list[tuple[Node, list]]:
@@ -219,8 +278,19 @@ class Session:
                 ins = list(step[1])
                 ins[GRAD_INPUT_INDEX[n.op]] = self.train.array(n.inputs[GRAD_INPUT_INDEX[n.op]])
                 self.train.bound[pos[id(n)]] = (step[0], ins, step[2], step[3])
-            self._grad_sums, self._optimizer_steps = [], []
+            for i, entry in self._state_updates:
+                self.train.bound[i] = entry
+            self._grad_sums, self._optimizer_steps, self._state_updates = [], [], []
             return
+        # The other in-place updates of the update phase (Adam's beta-power Assigns) wait
+        # for apply_gradients too, so N accumulated steps advance the optimizer state once,
+        # as one step on an N times larger batch does (Lite runs them every step).
+        optimizer_ids = {id(n) for n in self.roles.optimizers}
+        self._state_updates = [(i, self.train.bound[i])
+                               for i in range(self.update_start, len(self.train.nodes))
+                               if id(self.train.nodes[i]) not in optimizer_ids]
+        for i, (_, ins, outs, attrs) in self._state_updates:
+            self.train.bound[i] = (_skip_kernel, ins, outs, attrs)
         for n in self.roles.optimizers:
             i = pos[id(n)]
             kernel, ins, outs, attrs = self.train.bound[i]
@@ -243,8 +313,9 @@ class Session:
             raise TodkitError("apply_gradients needs TrainCfg(accumulate_gradients=True) and "
                               "a train model", RET_ERROR)
         self.rt.training = True
-        for node, (kernel, ins, outs, attrs) in zip(self.roles.optimizers,
-                                                     self._optimizer_steps):
+        steps = [(self.train.nodes[i], entry) for i, entry in self._state_updates]
+        steps += list(zip(self.roles.optimizers, self._optimizer_steps))
+        for node, (kernel, ins, outs, attrs) in steps:
             try:
                 kernel(ins, outs, attrs, self.rt)
             except Exception as e:

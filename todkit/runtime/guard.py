@@ -1,0 +1,95 @@
+"""The non-finite guard: a NaN or Inf loss or gradient never reaches the weights.
+
+MindSpore Lite's mixed-precision path checks the gradients for overflow before the optimizer
+runs and skips the update when they are not finite. Here the same check guards every train
+step: the train plan runs the *compute* nodes (forward, loss, backward) first and the
+*update* nodes (optimizers, Assign, the accumulate kernels standing in for optimizers) last,
+so a bad step is detected before any state changes. Policies: ``"skip"`` (default: warn and
+skip the update), ``"raise"`` (an error naming the tensor), ``"ignore"`` (no check).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from todkit.core.errors import RET_ERROR, TodkitError
+from todkit.ir.graph import Node, Value
+from todkit.opset.registry import OPS
+
+POLICIES = ("skip", "raise", "ignore")
+
+
+class NonFiniteWarning(RuntimeWarning):
+    """A train step met a NaN or Inf loss or gradient and its update was skipped."""
+
+
+class NonFiniteError(TodkitError):
+    code = RET_ERROR
+
+
+def split_updates(nodes: list[Node]) -> tuple[list[Node], list[Node]] | None:
+    """``(compute, updates)``: the nodes with in-place side effects whose outputs no other
+    node reads, moved after everything else. None if moving them would change what a
+    later compute node reads (then the guard can report but not skip)."""
+    readers: dict[int, list[Node]] = {}
+    for n in nodes:
+        for v in n.inputs:
+            readers.setdefault(id(v), []).append(n)
+    deferred: set[int] = set()
+    # Reverse order: an update may feed only other updates (Assign chains).
+    for n in reversed(nodes):
+        if not OPS[n.op].mutates:
+            continue
+        if all(id(r) in deferred for v in n.outputs for r in readers.get(id(v), [])):
+            deferred.add(id(n))
+    pos = {id(n): i for i, n in enumerate(nodes)}
+    for n in nodes:
+        if id(n) not in deferred:
+            continue
+        for k in OPS[n.op].mutates:
+            for r in readers.get(id(n.inputs[k]), []):
+                if id(r) not in deferred and pos[id(r)] > pos[id(n)]:
+                    return None  # a compute node reads the state after this update
+    compute = [n for n in nodes if id(n) not in deferred]
+    return compute, [n for n in nodes if id(n) in deferred]
+
+
+class Guard:
+    """Checks the watched arrays (loss outputs, gradients) between compute and update."""
+
+    def __init__(self, policy: str, watched: list[tuple[Value, np.ndarray]]):
+        if policy not in POLICIES:
+            raise TodkitError(f"non-finite policy must be one of {POLICIES}, got {policy!r}")
+        self.policy = policy
+        self.watched = watched
+        self.skipped_steps = 0
+        self.can_skip = True  # False: updates are interleaved, the check runs after them
+        self.last_report = ""
+
+    def bad_tensor(self) -> Value | None:
+        for v, arr in self.watched:
+            # One reduction per tensor: a NaN or Inf anywhere makes the sum non-finite.
+            if not math.isfinite(float(arr.sum(dtype=np.float64))):
+                return v
+        return None
+
+    def allows_update(self) -> bool:
+        """False if the update must be skipped; raises under the "raise" policy."""
+        if self.policy == "ignore":
+            return True
+        v = self.bad_tensor()
+        if v is None:
+            return True
+        msg = f"non-finite values (NaN or Inf) in tensor {v.name!r}"
+        if self.policy == "raise":
+            raise NonFiniteError(f"{msg}; the weights were "
+                                 f"{'not ' if self.can_skip else ''}updated", RET_ERROR)
+        self.skipped_steps += 1
+        self.last_report = (f"{msg}: train step skipped, weights unchanged" if self.can_skip
+                            else f"{msg}: this graph updates state mid-step, so the update "
+                                 "could not be skipped")
+        warnings.warn(self.last_report, NonFiniteWarning, stacklevel=4)
+        return False
