@@ -79,7 +79,7 @@ class LossMonitor(TrainCallBack):
                 loss = float(t.get_data_to_numpy().reshape(-1)[0])
                 epoch, total = self.losses[-1]
                 self.losses[-1] = (epoch, total + loss)
-                if (cb_data.step + 1) % self.print_every_n == 0:
+                if self.print_every_n > 0 and (cb_data.step + 1) % self.print_every_n == 0:
                     print(f"{cb_data.epoch + 1}.{cb_data.step + 1}:\tLoss is {fmt(loss)}")
                 return
 
