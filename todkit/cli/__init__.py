@@ -13,7 +13,7 @@ import sys
 
 from todkit.core.errors import TodkitError
 
-COMMANDS = ["convert", "info"]
+COMMANDS = ["convert", "diff", "eval", "info", "train"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ def lite_passes(graph: Graph, train_model: bool) -> Graph:
     op names to the Lite union. With ``train_model`` the real converter keeps every node and
     does not fold constants or fuse train-marked nodes, which is what happens here too.
     """
+    from todkit.converter import passes
     from todkit.opset import verify
 
     if not train_model:
@@ -30,6 +31,8 @@ def lite_passes(graph: Graph, train_model: bool) -> Graph:
         for n in dropouts:
             graph.replace_uses(n.outputs[0], n.inputs[0])
         graph.remove_nodes(dropouts)
+    else:
+        passes.train_passes(graph)
     graph.prune_consts()
     return verify(graph, where="converted graph")
 
@@ -43,5 +46,5 @@ def convert(model_file: str, output_file: str, train_model: bool) -> str:
     graph = mindir.read(model_file)
     graph = lite_passes(graph, train_model)
     path = ms_output_path(output_file)
-    ms.write(graph, path)
+    ms.write(graph, path, converter_consts=True)
     return path

@@ -6,6 +6,10 @@ numbers them (walking the nodes: a node's outputs, then its not yet numbered inp
 with data get nodeType 0 (ValueNode), graph inputs and activations nodeType 2. IR attributes the
 file passes as constant inputs are written as int32 tensors named ``Default/data-<n>``. Scalar
 node outputs are written with dims [1] as the converter writes the mean loss (see ``read``).
+
+With ``converter_consts`` (what ``converter_lite`` passes) every non-parameter constant is
+written as the real exporter writes MINDIR value nodes: named ``Default/data-<n>`` in the order
+tensors are created, scalars with dims [1].
 """
 
 from __future__ import annotations
@@ -32,17 +36,20 @@ def ms_path(output_file: str) -> str:
 
 
 def dumps(graph: Graph, *, name: str | None = None, version: str = DEFAULT_VERSION,
-          subgraph_name: str = DEFAULT_SUBGRAPH, fmk_type: int = FMK_TYPE_MINDIR) -> bytes:
+          subgraph_name: str = DEFAULT_SUBGRAPH, fmk_type: int = FMK_TYPE_MINDIR,
+          converter_consts: bool = False) -> bytes:
     """The `.ms` bytes of ``graph``."""
     verify(graph, where=f"graph {graph.name!r}")
-    return fbwrite.encode(_MetaGraphBuilder(graph).build(name, version, subgraph_name, fmk_type))
+    builder = _MetaGraphBuilder(graph, converter_consts)
+    return fbwrite.encode(builder.build(name, version, subgraph_name, fmk_type))
 
 
 def write(graph: Graph, path, *, name: str | None = None, version: str = DEFAULT_VERSION,
-          subgraph_name: str = DEFAULT_SUBGRAPH, fmk_type: int = FMK_TYPE_MINDIR) -> None:
+          subgraph_name: str = DEFAULT_SUBGRAPH, fmk_type: int = FMK_TYPE_MINDIR,
+          converter_consts: bool = False) -> None:
     """Write ``graph`` to ``path`` (exactly that name: see ``ms_path``) atomically, mode 0644."""
     data = dumps(graph, name=name, version=version, subgraph_name=subgraph_name,
-                 fmk_type=fmk_type)
+                 fmk_type=fmk_type, converter_consts=converter_consts)
     atomic_write(path, data)
 
 
@@ -51,14 +58,15 @@ def _le_bytes(arr: np.ndarray) -> bytes:
 
 
 class _MetaGraphBuilder:
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, converter_consts: bool = False):
         self.g = graph
+        self.converter_consts = converter_consts
         self.tensors: list[dict] = []
         self.index: dict[int, int] = {}  # id(Value) -> tensor index
         taken = [int(v.name[len(CONST_NAME_PREFIX):]) for v in graph.values()
                  if v.name.startswith(CONST_NAME_PREFIX)
                  and v.name[len(CONST_NAME_PREFIX):].isdigit()]
-        self.next_data = max(taken, default=-1) + 1
+        self.next_data = 0 if converter_consts else max(taken, default=-1) + 1
         self.produced = {id(v) for n in graph.nodes for v in n.outputs}
 
     def tensor(self, v: Value) -> int:
@@ -69,12 +77,16 @@ class _MetaGraphBuilder:
         return k
 
     def _tensor_dict(self, v: Value) -> dict:
-        shape = v.type.shape
+        shape, name = v.type.shape, v.name
         if id(v) in self.produced and shape == ():
             shape = (1,)
+        if self.converter_consts and v.data is not None and not v.param:
+            shape = shape or (1,)
+            name = f"{CONST_NAME_PREFIX}{self.next_data}"
+            self.next_data += 1
         t = {"nodeType": NODE_TYPE_VALUE if v.data is not None else NODE_TYPE_CNODE,
              "dataType": v.type.dtype.ms_type_id, "dims": list(shape) or None,
-             "format": optable.fmt_code(v.format), "name": v.name}
+             "format": optable.fmt_code(v.format), "name": name}
         if v.data is not None:
             t["data"] = _le_bytes(np.asarray(v.data, dtype=v.type.dtype.np))
         return t

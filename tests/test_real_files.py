@@ -1,0 +1,134 @@
+"""Every corpus MINDIR through converter_lite: compared with the real converter's .ms where there
+is one (``todkit diff``), then loaded on the runtime, one train step and one eval.
+
+What cannot be matched yet is written out below as the exact list of differences the diff
+reports, so a change in either direction makes the test fail.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.shared_paths import LITE, MS210, need
+from todkit import lite
+from todkit.converter import cli
+from todkit.formats import ms
+from todkit.formats.ms.diff import DiffOptions, diff
+
+# The real converter emits Adam's beta-power updates (Mul, Assign) first, reached through the
+# Depend edges it builds while removing UpdateState; our exporter walk does not reproduce that
+# order, and the converter numbers value-node constants (Default/data-<n>) in node order.
+ADAM_ORDER = [
+    "tensor 'Default/data-0' (input 1 of 'Default/optimizer-Adam/Mul-op1'): name "
+    "Default/data-0 != Default/data-1",
+    "tensor 'Default/data-1' (input 1 of 'Default/optimizer-Adam/Mul-op0'): name "
+    "Default/data-1 != Default/data-0",
+    "node order differs from position 0: 'Default/optimizer-Adam/Mul-op1' != "
+    "'Default/network-WithLossCell/_backbone-Tiny/fc-Dense/MatMul-op0'",
+]
+EXPECTED_DIFF = {
+    "tiny_momentum_train": [],
+    "tiny_sgd_train": [],
+    "tiny_adam_train": ADAM_ORDER,
+}
+TINY = sorted(EXPECTED_DIFF)
+FORMS = ("ms210", "v1")
+
+
+def convert(mindir, out_base, train=True) -> str:
+    rc = cli.main(["--fmk=MINDIR", f"--modelFile={mindir}", f"--outputFile={out_base}",
+                   f"--trainModel={'true' if train else 'false'}"])
+    assert rc == 0, f"converter_lite failed on {mindir}"
+    return f"{out_base}.ms"
+
+
+def build(path) -> lite.Model:
+    model = lite.Model()
+    model.build_from_file(str(path), lite.ModelType.MINDIR_LITE, lite.Context(),
+                          train_cfg=lite.TrainCfg())
+    return model
+
+
+def batch(model: lite.Model, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    data = []
+    for t in model.get_inputs():
+        shape = tuple(t.shape)
+        if np.dtype(t.get_data_to_numpy().dtype).kind in "iu":
+            data.append(rng.integers(0, 3, shape).astype(np.int32))
+        else:
+            data.append(rng.standard_normal(shape).astype(np.float32))
+    return data
+
+
+def train_losses(model: lite.Model, steps: int) -> list[float]:
+    model.set_train_mode(True)
+    losses = []
+    for step in range(steps):
+        for t, x in zip(model.get_inputs(), batch(model, step)):
+            t.set_data_from_numpy(x)
+        assert model.run_step()
+        losses.append(float(model.get_outputs()[0].get_data_to_numpy().ravel()[0]))
+    return losses
+
+
+def train_and_eval(path) -> None:
+    model = build(path)
+    loss = train_losses(model, 1)[0]
+    assert np.isfinite(loss)
+    model.set_train_mode(False)
+    outs = model.predict(model.get_inputs())
+    assert outs and all(np.isfinite(o.get_data_to_numpy()).all() for o in outs)
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_matches_real_converter(name, form, tmp_path):
+    real = need(LITE / f"{name}.ms")
+    ours = convert(need(LITE / f"{name}.{form}.mindir"), tmp_path / name)
+    assert diff(real, ours) == EXPECTED_DIFF[name]
+    # everything but the documented order matches, names and bytes included
+    assert diff(real, ours, DiffOptions(order=False))[:2] == EXPECTED_DIFF[name][:2]
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_trains_like_real_file(name, form, tmp_path):
+    """Ours and the real .ms, trained from the same weights on the same batches, agree."""
+    ours = build(convert(need(LITE / f"{name}.{form}.mindir"), tmp_path / name))
+    real = build(need(LITE / f"{name}.ms"))
+    np.testing.assert_allclose(train_losses(ours, 3), train_losses(real, 3), rtol=1e-6)
+    train_and_eval(tmp_path / f"{name}.ms")
+
+
+def test_lenet_converts_trains_and_evals(tmp_path):
+    ours = convert(need(LITE / "lenet_tod.ms210.mindir"), tmp_path / "lenet")
+    train_and_eval(ours)
+
+
+@pytest.mark.xfail(strict=True, reason="the NHWC conversion (NHWC data input, KHWC conv "
+                   "weights, Transposes around Flatten/MaxPoolGrad, <weight>_post_perm) is not "
+                   "implemented: our lenet_tod.ms stays NCHW")
+def test_lenet_matches_real_converter(tmp_path):
+    ours = convert(need(LITE / "lenet_tod.ms210.mindir"), tmp_path / "lenet")
+    assert diff(LITE / "lenet_tod.ms", ours, DiffOptions(order=False)) == []
+
+
+@pytest.mark.parametrize("name", ["mlp_digits_train", "my_net_tod",
+                                  "smallcnn_bn_sgd_train", "resnet_tl_head_train"])
+def test_mindspore_train_export_converts_trains_and_evals(name, tmp_path):
+    train_and_eval(convert(need(MS210 / f"{name}.mindir"), tmp_path / name))
+
+
+@pytest.mark.parametrize("name", ["lenet5_infer", "smallcnn_bn_infer"])
+def test_mindspore_infer_export_converts_and_predicts(name, tmp_path):
+    path = convert(need(MS210 / f"{name}.mindir"), tmp_path / name, train=False)
+    model = ms.read(path)
+    assert model.graph.outputs
+    m = lite.Model()
+    m.build_from_file(path, lite.ModelType.MINDIR_LITE, lite.Context())
+    for t, x in zip(m.get_inputs(), batch(m, 0)):
+        t.set_data_from_numpy(x)
+    outs = m.predict(m.get_inputs())
+    assert all(np.isfinite(o.get_data_to_numpy()).all() for o in outs)

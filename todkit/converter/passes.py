@@ -1,0 +1,151 @@
+"""The graph rewrites the MindSpore Lite 2.0 converter makes to a train graph, as far as they
+show in its output (the files in the shared corpus, ``lite-2.0/``).
+
+Each pass names the real converter behaviour it reproduces and the corpus evidence for it.
+"""
+
+from __future__ import annotations
+
+from todkit.ir.graph import Graph, Node
+
+OPTIMIZERS = ("Adam", "ApplyMomentum", "SGD")
+# Ops whose non-parameter constant inputs the real converter stores as NHWC: the element-wise
+# arithmetic its format pass treats as layout-following (beta-power and weight-decay ``Mul``,
+# ``AssignAdd``). Constants read by any other op (optimizer hyper-parameters beta1/beta2/eps,
+# shape and size vectors) keep the exporter's default, NCHW.
+LAYOUT_FOLLOWING = ("Mul", "Add", "Sub", "RealDiv", "AssignAdd", "Assign")
+
+
+def drop_unobserved_global_step(graph: Graph) -> None:
+    """Remove ``AssignAdd(global_step, 1)`` when nothing can observe it.
+
+    MindSpore's optimizers count steps with an AssignAdd hung on the side-effect chain only
+    (``UpdateState(UpdateState(U, MakeTuple(Load(w)...)), AssignAdd)``). The real converter's
+    RemoveRedundantOpPass replaces an UpdateState by its monad input when the other input's
+    inputs are all parameters or values (``CheckIsAllInputsParam``): the first UpdateState
+    collapses when every Load it packs read a plain parameter, and then so does the one
+    holding the AssignAdd, which is left unused and is not exported. When a weight was
+    re-laid out (NHWC conversion puts a ``<weight>_post_perm`` Transpose between the weight and
+    its Loads), the first UpdateState does not collapse, the AssignAdd stays tied to the chain
+    and is exported (LeNet keeps it; the Dense corpus nets lose it). This graph has no
+    UpdateState, so the rule is applied through its observable condition: an AssignAdd of
+    constants whose result nobody reads goes, unless a weight has a post-permutation.
+    """
+    relaid = any(n.op == "Transpose" and n.name.endswith("_post_perm") for n in graph.nodes)
+    if relaid:
+        return
+    dead = [n for n in graph.nodes if n.op == "AssignAdd"
+            and all(v.is_const for v in n.inputs)
+            and not any(o.users or o in graph.outputs for o in n.outputs)]
+    graph.remove_nodes(dead)
+
+
+def name_tuple_outputs(graph: Graph) -> None:
+    """MindSpore's Adam primitive returns a tuple (var, m, v); the real exporter writes the one
+    tensor Lite's Adam has as ``<node>/output-0`` (ApplyMomentum and SGD return a tensor and
+    their output keeps the node name)."""
+    for n in graph.nodes:
+        if n.op == "Adam" and len(n.outputs) == 1 and n.outputs[0].name == n.name:
+            graph._names.discard(n.outputs[0].name)
+            n.outputs[0].name = graph._claim(f"{n.name}/output-0")
+
+
+def order_like_exporter(graph: Graph) -> None:
+    """Nodes in a depth-first post-order from the graph outputs, then from the nodes nothing
+    reads (optimizers, state updates) in their current order, visiting inputs first to last.
+
+    This is the order of the real exporter's walk when the side-effect edges add nothing to
+    it, which holds for the momentum and SGD corpus nets (their real node order is reproduced
+    exactly). With Adam the real converter first emits the beta-power updates (``Mul`` +
+    ``Assign``), reached through ``Depend`` edges it builds while removing UpdateState; that
+    order is not reproduced (todkit diff's ``--ignore-order``).
+
+    In-place updates are the one thing data edges do not order: MINDIR orders them through
+    Load/UpdateState, and the real converter keeps those edges while it sorts. Here an op that
+    mutates a value also waits for every reader of the value's old contents (every other user
+    that does not itself mutate it, and mutators earlier in the graph), visited after its own
+    inputs, so an optimizer never overwrites a weight a gradient still has to read.
+    """
+    from todkit.opset import OPS
+
+    producer: dict[int, Node] = {id(o): n for n in graph.nodes for o in n.outputs}
+    position = {id(n): k for k, n in enumerate(graph.nodes)}
+    after: dict[int, list[Node]] = {}
+    for n in graph.nodes:
+        spec = OPS.get(n.op)
+        for k in getattr(spec, "mutates", ()):
+            if k >= len(n.inputs):
+                continue
+            v = n.inputs[k]
+            for u in v.users:
+                mutates_v = any(u.inputs[j] is v for j in getattr(OPS.get(u.op), "mutates", ())
+                                if j < len(u.inputs))
+                if u is not n and (not mutates_v or position[id(u)] < position[id(n)]):
+                    after.setdefault(id(n), []).append(u)
+    done: set[int] = set()
+    entered: set[int] = set()  # a dependency cycle through `after` is broken, not followed
+    order: list[Node] = []
+
+    def visit(root: Node) -> None:
+        if id(root) in entered:
+            return
+        entered.add(id(root))
+        stack: list[tuple[Node, int]] = [(root, 0)]
+        while stack:
+            node, k = stack.pop()
+            if id(node) in done:
+                continue
+            deps = after.get(id(node), [])
+            if k < len(node.inputs) + len(deps):
+                stack.append((node, k + 1))
+                p = producer.get(id(node.inputs[k])) if k < len(node.inputs) \
+                    else deps[k - len(node.inputs)]
+                if p is not None and id(p) not in entered:
+                    entered.add(id(p))
+                    stack.append((p, 0))
+                continue
+            done.add(id(node))
+            order.append(node)
+
+    for v in graph.outputs:
+        p = producer.get(id(v))
+        if p is not None:
+            visit(p)
+    for n in graph.nodes:
+        if not any(o.users for o in n.outputs):
+            visit(n)
+    for n in graph.nodes:  # anything left (cannot happen in a verified graph) keeps its place
+        visit(n)
+    graph.nodes = order
+
+
+def has_layout(graph: Graph) -> bool:
+    """True if any value is 4-D, i.e. the NHWC conversion would change shapes."""
+    return any(len(v.type.shape) == 4 for v in graph.values())
+
+
+def mark_formats_without_layout(graph: Graph) -> None:
+    """Tensor formats as the real converter stores them for a graph with no 4-D tensor.
+
+    The converter converts every graph to NHWC, and with nothing to transpose that is only a
+    label: inputs, activations, parameters and optimizer state are stored as NHWC (tiny_*
+    corpus files). Non-parameter constants are NHWC when an element-wise op reads them and
+    NCHW otherwise (``LAYOUT_FOLLOWING``). BiasAdd's ``format`` attribute follows (NHWC): for
+    2-D input both layouts add along the last axis, so the kernel is unchanged.
+    """
+    for v in graph.values():
+        v.format = "NHWC"
+    for c in graph.consts:
+        if not c.param and not any(u.op in LAYOUT_FOLLOWING for u in c.users):
+            c.format = "NCHW"
+    for n in graph.nodes:
+        if n.op == "BiasAdd" and all(len(v.type.shape) <= 2 for v in n.inputs):
+            n.attrs["data_format"] = "NHWC"
+
+
+def train_passes(graph: Graph) -> None:
+    drop_unobserved_global_step(graph)
+    name_tuple_outputs(graph)
+    order_like_exporter(graph)
+    if not has_layout(graph):
+        mark_formats_without_layout(graph)
