@@ -240,6 +240,95 @@ def _max_pool_grad(ins, a):
     return [dxp[:, :, t:t + x.shape[2], l:l + x.shape[3]]]
 
 
+# -- batch normalisation: per-channel loops in float64 ------------------------------------------
+def _bn_channels(x, fmt):
+    """x as a list of per-channel float64 sample vectors."""
+    if x.ndim == 2:
+        return [x[:, c].astype(float) for c in range(x.shape[1])]
+    axis = 3 if fmt == "NHWC" else 1
+    return [np.take(x, c, axis=axis).astype(float).ravel() for c in range(x.shape[axis])]
+
+
+def _bn_assemble(x, fmt, per_channel):
+    out = np.empty(x.shape, float)
+    axis = 1 if x.ndim == 2 else (3 if fmt == "NHWC" else 1)
+    for c, vals in enumerate(per_channel):
+        idx = [slice(None)] * x.ndim
+        idx[axis] = c
+        out[tuple(idx)] = vals.reshape(out[tuple(idx)].shape)
+    return out.astype(x.dtype)
+
+
+@ref("BatchNorm")
+def _batch_norm(ins, a):
+    x, gamma, beta, mmean, mvar = ins
+    fmt, eps, mom = a["data_format"], a["epsilon"], a["momentum"]
+    chans = _bn_channels(x, fmt)
+    if a["is_training"]:
+        mean = np.array([v.sum() / len(v) for v in chans])
+        var = np.array([((v - v.sum() / len(v)) ** 2).sum() / len(v) for v in chans])
+        new_mean = (1 - mom) * mmean.astype(float) + mom * mean
+        m = len(chans[0])
+        new_var = (1 - mom) * mvar.astype(float) + mom * var * m / (m - 1)  # unbiased
+    else:
+        mean, var = mmean.astype(float), mvar.astype(float)
+        new_mean, new_var = mean, var
+    ys = [(v - mean[c]) / math.sqrt(var[c] + eps) * gamma[c] + beta[c]
+          for c, v in enumerate(chans)]
+    dt = x.dtype
+    stats = [mean.astype(dt), var.astype(dt)]
+    return [_bn_assemble(x, fmt, ys), *stats, *stats, new_mean.astype(dt), new_var.astype(dt)]
+
+
+@ref("BatchNormGrad")
+def _batch_norm_grad(ins, a):
+    dy, x, gamma, mean, var, _ = ins
+    fmt, eps = a["data_format"], a["epsilon"]
+    dys, xs = _bn_channels(dy, fmt), _bn_channels(x, fmt)
+    dxs, dgamma, dbeta = [], [], []
+    for c, (d, v) in enumerate(zip(dys, xs)):
+        s = 1 / math.sqrt(var[c] + eps)
+        xhat = (v - mean[c]) * s
+        db, dg = d.sum(), (d * xhat).sum()
+        if a["is_training"]:
+            m = len(v)
+            dxs.append(gamma[c] * s * (d - db / m - xhat * dg / m))
+        else:
+            dxs.append(gamma[c] * s * d)
+        dgamma.append(dg)
+        dbeta.append(db)
+    dt = x.dtype
+    return [_bn_assemble(x, fmt, dxs), np.array(dgamma, dt), np.array(dbeta, dt)]
+
+
+# -- reductions ------------------------------------------------------------------------------
+def _axes(x, a):
+    axis = tuple(a["axis"])
+    return tuple(range(x.ndim)) if not axis else tuple(v % x.ndim for v in axis)
+
+
+@ref("ReduceSum")
+def _reduce_sum(ins, a):
+    x = ins[0]
+    if a["skip_mode"] and not tuple(a["axis"]):
+        return [x.copy()]
+    return [np.add.reduce(x.astype(float), axis=_axes(x, a), keepdims=a["keep_dims"])
+            .astype(x.dtype)]
+
+
+@ref("ReduceMean")
+def _reduce_mean(ins, a):
+    x = ins[0]
+    axes = _axes(x, a)
+    count = int(np.prod([x.shape[i] for i in axes]))
+    return [(np.add.reduce(x.astype(float), axis=axes, keepdims=a["keep_dims"]) / count)
+            .astype(x.dtype)]
+
+
+ref("Tile")(lambda ins, a: [np.tile(ins[0], a["multiples"])])
+ref("Neg")(lambda ins, a: [-ins[0]])
+
+
 # -- NHWC: the same loops on NCHW copies (KHWC weights <-> OIHW) ------------------------------
 def _nchw(t):
     return np.ascontiguousarray(np.transpose(t, (0, 3, 1, 2)))

@@ -1,7 +1,18 @@
 """The op vocabulary (see registry.py). Importing this package registers every op."""
 
 # Op families (imported for their registration side effect).
-from todkit.opset import activation, conv, loss, math, nn, optim, pool, shape  # noqa: F401
+from todkit.opset import (  # noqa: F401
+    activation,
+    conv,
+    loss,
+    math,
+    nn,
+    norm,
+    optim,
+    pool,
+    reduce,
+    shape,
+)
 from todkit.opset.build import emit
 from todkit.opset.registry import OPS, REQUIRED, OpDef, get_op, op
 from todkit.opset.runctx import RunContext

@@ -1,4 +1,4 @@
-"""Element-wise arithmetic: Add, Sub, Mul, RealDiv (NumPy broadcasting) and AddN."""
+"""Element-wise arithmetic: Add, Sub, Mul, RealDiv (NumPy broadcasting), AddN and Neg."""
 
 from __future__ import annotations
 
@@ -20,32 +20,24 @@ def _broadcast_type(ins) -> list[TensorType]:
 
 
 def sum_to_shape(g, d, shape):
-    """Sum gradient ``d`` over the axes that broadcasting expanded, giving ``shape``.
-
-    The vocabulary has no ReduceSum, so the sum is a MatMul with a row of ones: the reduced
-    axes are moved to the front (Transpose, only when needed), flattened into rows
-    (Reshape), summed by ``ones[1, rows] @ d`` and reshaped to ``shape``."""
+    """Sum gradient ``d`` over the axes that broadcasting expanded, giving ``shape``: as
+    MindSpore's binop_grad_common, a ReduceSum (keep_dims False) over those axes, then a
+    Reshape when the result still differs (size-1 axes of the input)."""
     shape = tuple(shape)
     out = d.type.shape
     if out == shape:
         return d
     padded = (1,) * (len(out) - len(shape)) + shape
-    reduced = [i for i in range(len(out)) if padded[i] == 1 and out[i] != 1]
-    if not reduced:
-        return g.emit("Reshape", [d], shape=shape)
-    kept = [i for i in range(len(out)) if i not in reduced]
-    if reduced != list(range(len(reduced))):
-        d = g.emit("Transpose", [d], perm=tuple(reduced + kept))
-    rows = int(np.prod([out[i] for i in reduced]))
-    cols = int(np.prod([out[i] for i in kept]))
-    d2 = g.emit("Reshape", [d], shape=(rows, cols))
-    ones = g.const(np.ones((1, rows), d.type.dtype.np), name="Default/ones")
-    s = g.emit("MatMul", [ones, d2])
-    return g.emit("Reshape", [s], shape=shape)
+    reduced = tuple(i for i in range(len(out)) if padded[i] == 1 and out[i] != 1)
+    if reduced:
+        d = g.emit("ReduceSum", [d], axis=reduced, keep_dims=False)
+    if d.type.shape != shape:
+        d = g.emit("Reshape", [d], shape=shape)
+    return d
 
 
 def _negate(g, d):
-    return g.emit("Mul", [d, g.const(np.array(-1, d.type.dtype.np), name="Default/minus_one")])
+    return g.emit("Neg", [d])
 
 
 @op
@@ -75,8 +67,8 @@ class Sub(OpDef):
         (dz,) = douts
         x, y = node.inputs
         dx = sum_to_shape(g, dz, x.type.shape) if g.wants(x) else None
-        # Negate after reducing: the reduced tensor is the smaller one.
-        dy = _negate(g, sum_to_shape(g, dz, y.type.shape)) if g.wants(y) else None
+        # MindSpore negates first, then reduces.
+        dy = sum_to_shape(g, _negate(g, dz), y.type.shape) if g.wants(y) else None
         return [dx, dy]
 
 
@@ -113,7 +105,7 @@ class RealDiv(OpDef):
         dx = sum_to_shape(g, q, x.type.shape) if g.wants(x) else None
         dy = None
         if g.wants(y):
-            dy = _negate(g, sum_to_shape(g, g.emit("Mul", [q, z]), y.type.shape))
+            dy = sum_to_shape(g, _negate(g, g.emit("Mul", [q, z])), y.type.shape)
         return [dx, dy]
 
 
@@ -142,3 +134,16 @@ class AddN(OpDef):
     def grad(g, node, douts):
         (dz,) = douts
         return [dz if g.wants(v) else None for v in node.inputs]
+
+
+@op
+class Neg(OpDef):
+    def infer(ins, a):
+        return [ins[0]]
+
+    def kernel(ins, outs, a, rt):
+        np.negative(ins[0], out=outs[0])
+
+    def grad(g, node, douts):
+        (x,) = node.inputs
+        return [g.emit("Neg", [douts[0]]) if g.wants(x) else None]

@@ -124,6 +124,38 @@ def _bias_grad_to_ir(ms: dict, ins) -> dict:
     return {"data_format": "NHWC" if ins[0].format == "NHWC" else "NCHW"}
 
 
+def _layout_of(v) -> str:
+    """NHWC when the tensor is stored NHWC, else NCHW (formats the IR layout ops take)."""
+    return "NHWC" if getattr(v, "format", None) == "NHWC" else "NCHW"
+
+
+def _fused_bn_to_ir(ms: dict, ins) -> dict:
+    # FusedBatchNorm (what the converter writes for MindSpore's BatchNorm) has no format;
+    # the layout is x's. ``mode`` is MindSpore's is_training.
+    return {"epsilon": float(ms["epsilon"]), "momentum": float(ms["momentum"]),
+            "is_training": bool(ms["mode"]), "data_format": _layout_of(ins[0])}
+
+
+def _fused_bn_to_ms(a: dict, ins) -> dict:
+    return {"epsilon": a["epsilon"], "momentum": a["momentum"], "mode": int(a["is_training"])}
+
+
+def _bn_to_ir(ms: dict, ins) -> dict:
+    return {"epsilon": float(ms["epsilon"]), "is_training": bool(ms["is_training"]),
+            "data_format": fmt_name(ms["format"])}
+
+
+def _bn_grad_to_ir(ms: dict, ins) -> dict:
+    return {"epsilon": float(ms["epsilon"]), "is_training": bool(ms["is_training"]),
+            "data_format": _layout_of(ins[0])}
+
+
+def _reduce(mode: str):
+    code = schema.ENUMS["ReduceMode"][1][mode]
+    return (lambda ms, ins: {"keep_dims": bool(ms["keep_dims"])},
+            lambda a, ins: {"keep_dims": bool(a["keep_dims"]), "mode": code, "coeff": 1.0})
+
+
 def _same(*names: str):
     def to_ir(ms, ins):
         return {n: ms[n] for n in names}
@@ -206,6 +238,20 @@ ROWS: tuple[Row, ...] = (
                         "weight_decay": a["weight_decay"]}),
     Row("Assign", "Assign"),
     Row("AssignAdd", "AssignAdd"),
+    Row("BatchNorm", "FusedBatchNorm", _fused_bn_to_ir, _fused_bn_to_ms),
+    Row("BatchNorm", "BatchNorm", _bn_to_ir, write=False),
+    Row("BatchNormGrad", "BatchNormGrad", _bn_grad_to_ir,
+        lambda a, ins: {"epsilon": a["epsilon"], "is_training": a["is_training"]}),
+    Row("ReduceMean", "ReduceFusion", *_reduce("ReduceMean"),
+        select={"mode": schema.ENUMS["ReduceMode"][1]["ReduceMean"]},
+        const_inputs=(ConstInput(1, "axis"),)),
+    Row("ReduceSum", "ReduceFusion", *_reduce("ReduceSum"),
+        select={"mode": schema.ENUMS["ReduceMode"][1]["ReduceSum"]},
+        const_inputs=(ConstInput(1, "axis"),)),
+    Row("Tile", "TileFusion", lambda ms, ins: {},
+        lambda a, ins: {"dims": list(range(len(a["multiples"])))},
+        const_inputs=(ConstInput(1, "multiples"),)),
+    Row("Neg", "Neg"),
 )
 
 BY_IR: dict[str, Row] = {r.ir: r for r in ROWS if r.write}
