@@ -443,9 +443,21 @@ def test_export_rejects_other_formats():
                  file_format="ONNX")
 
 
-def test_unsupported_loss_combination_is_named():
-    with pytest.raises(NotImplementedError, match="sparse=True, reduction='none'"):
-        M.nn.SoftmaxCrossEntropyWithLogits(sparse=True)
+def test_sparse_loss_without_mean_one_hots_the_labels():
+    """MindSpore one-hots sparse labels unless reduction is 'mean' (OneHot, then the dense op)."""
+    from todkit.opset.registry import OPS
+
+    loss = M.nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="sum")
+    logits = M.Tensor(np.array([[1.0, 2.0, 0.5], [0.0, 0.0, 3.0]], np.float32))
+    labels = M.Tensor(np.array([1, 2], np.int32))
+    if "OneHot" not in OPS:
+        with pytest.raises(Exception, match="OneHot"):
+            loss(logits, labels)
+        return
+    z = logits.asnumpy() - logits.asnumpy().max(1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    assert np.isclose(float(loss(logits, labels).asnumpy()), -(logp[0, 1] + logp[1, 2]),
+                      rtol=1e-5)
 
 
 # -- more optimizer and loss variants against the NumPy reference -------------------------------

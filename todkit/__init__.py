@@ -16,6 +16,7 @@ _SUBMODULES = {"nn", "ops", "common", "train", "frontend", "core", "ir", "opset"
 
 _FRONTEND = {"Tensor", "Parameter", "ParameterTuple", "set_seed"}
 _CONTEXT = {"set_context", "get_context", "GRAPH_MODE", "PYNATIVE_MODE"}
+_SERIALIZATION = {"export", "save_checkpoint", "load_checkpoint", "load_param_into_net"}
 _DTYPES = {"bool_", "int8", "int16", "int32", "int64", "uint8", "float16", "float32",
            "float64"}
 
@@ -27,8 +28,8 @@ def __getattr__(name: str):
         return getattr(importlib.import_module("todkit.frontend"), name)
     if name in _CONTEXT:
         return getattr(importlib.import_module("todkit.frontend.context"), name)
-    if name == "export":
-        return importlib.import_module("todkit.train.serialization").export
+    if name in _SERIALIZATION:
+        return getattr(importlib.import_module("todkit.train.serialization"), name)
     if name in _DTYPES:
         return getattr(importlib.import_module("todkit.core.dtypes"), name)
     if name == "dtype":
@@ -37,5 +38,5 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    names = set(globals()) | _SUBMODULES | _FRONTEND | _CONTEXT | _DTYPES
-    return sorted(names | {"dtype", "export"})
+    names = set(globals()) | _SUBMODULES | _FRONTEND | _CONTEXT | _DTYPES | _SERIALIZATION
+    return sorted(names | {"dtype"})

@@ -8,6 +8,7 @@ import numbers
 
 from todkit.core import dtypes
 from todkit.frontend import primitives as P
+from todkit.frontend.activation import GELU, HSwish, LogSoftmax, ReLU6, Softmax
 from todkit.frontend.cell import Cell
 from todkit.frontend.initializer import HeUniform, Uniform, _fans, initializer
 from todkit.frontend.parameter import Parameter
@@ -40,7 +41,9 @@ class Tanh(Cell):
         return self.tanh(x)
 
 
-_ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
+# MindSpore's ``nn.get_activation`` names for the activations todkit has.
+_ACTIVATIONS = {"relu": ReLU, "relu6": ReLU6, "sigmoid": Sigmoid, "tanh": Tanh, "gelu": GELU,
+                "hswish": HSwish, "softmax": Softmax, "logsoftmax": LogSoftmax}
 
 
 def get_activation(name):

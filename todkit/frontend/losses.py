@@ -1,23 +1,35 @@
-"""``nn.SoftmaxCrossEntropyWithLogits(sparse=False, reduction='none')`` as MindSpore 2.x
-builds it: dense labels use the 2-output ``SoftmaxCrossEntropyWithLogits`` op (output 0 is the
-per-sample loss), sparse labels with 'mean' use ``SparseSoftmaxCrossEntropyWithLogits``."""
+"""Losses as MindSpore 2.x's nn/loss/loss.py builds them.
+
+``LossBase.get_loss`` reduces with ``ReduceMean``/``ReduceSum`` over every axis (MindSpore's
+Cast to float32 and Mul by the weight 1.0 are no-ops for float32 and are not emitted). Until the
+opset has ReduceMean, a 1-D loss is reduced by a MatMul with a constant column, which computes
+the same number and differentiates with existing rules.
+
+``SoftmaxCrossEntropyWithLogits(sparse=False, reduction='none')``: dense labels use the
+2-output ``SoftmaxCrossEntropyWithLogits`` op (output 0 is the per-sample loss); sparse labels
+with 'mean' use ``SparseSoftmaxCrossEntropyWithLogits``; sparse with 'none'/'sum' one-hot the
+labels first (``OneHot``), as MindSpore does.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from todkit.core import dtypes
 from todkit.frontend import primitives as P
 from todkit.frontend.cell import Cell
+from todkit.frontend.tensor import Tensor
+from todkit.opset.registry import OPS
 
 _REDUCTIONS = ("none", "mean", "sum")
 
 
 def _reduce(x, reduction: str):
-    """Mean or sum of a per-sample loss [N] to a scalar. MindSpore uses ReduceMean/ReduceSum;
-    the IR has no reduce op (docs/OPS.md), so a MatMul with a constant column computes the
-    same sum and differentiates with existing rules."""
     if reduction == "none":
         return x
+    op = "ReduceMean" if reduction == "mean" else "ReduceSum"
+    if op in OPS or len(x.shape) != 1:
+        return getattr(P, op)()(x, tuple(range(len(x.shape))))
     n = x.shape[0]
     weight = np.full((n, 1), 1.0 / n if reduction == "mean" else 1.0, x.dtype.np)
     row = P.Reshape()(x, (1, n))
@@ -28,27 +40,122 @@ class LossBase(Cell):
     def __init__(self, reduction="mean"):
         super().__init__()
         if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+            raise ValueError(f"{type(self).__name__}: reduction must be one of {_REDUCTIONS}, "
+                             f"got {reduction!r}")
         self.reduction = reduction
+        self.average = reduction == "mean"
+        self.reduce = reduction != "none"
 
-    def get_loss(self, x):
+    def get_loss(self, x, weights=1.0):
+        if not (isinstance(weights, float) and weights == 1.0):
+            x = P.Mul()(weights, x)
         return _reduce(x, self.reduction)
+
+    def construct(self, logits, labels):
+        raise NotImplementedError(f"{type(self).__name__} does not define construct")
+
+
+def _ones(like, name: str) -> Tensor:
+    t = Tensor(np.ones(like.shape, like.dtype.np))
+    t.const_name = name
+    return t
 
 
 class SoftmaxCrossEntropyWithLogits(LossBase):
     def __init__(self, sparse=False, reduction="none"):
         super().__init__(reduction)
-        self.sparse = bool(sparse)
-        if self.sparse and reduction != "mean":
-            # MindSpore one-hots the labels (OneHot), which the IR does not have.
-            raise NotImplementedError(f"SoftmaxCrossEntropyWithLogits(sparse=True, "
-                                      f"reduction={reduction!r}) needs OneHot, which todkit "
-                                      "does not support; use reduction='mean' or dense labels")
+        if not isinstance(sparse, bool):
+            raise TypeError(f"SoftmaxCrossEntropyWithLogits: sparse must be a bool, got {sparse!r}")
+        self.sparse = sparse
         self.softmax_cross_entropy = P.SoftmaxCrossEntropyWithLogits()
         self.sparse_softmax_cross_entropy = P.SparseSoftmaxCrossEntropyWithLogits()
+        self.one_hot = P.OneHot()
+        self.on_value = Tensor(np.float32(1.0), dtypes.float32)
+        self.off_value = Tensor(np.float32(0.0), dtypes.float32)
 
     def construct(self, logits, labels):
         if self.sparse:
-            return self.sparse_softmax_cross_entropy(logits, labels)
+            if self.reduction == "mean":
+                return self.sparse_softmax_cross_entropy(logits, labels)
+            labels = self.one_hot(labels, logits.shape[-1], self.on_value, self.off_value)
         x = self.softmax_cross_entropy(logits, labels)[0]
         return self.get_loss(x)
+
+
+class MSELoss(LossBase):
+    """mean((logits - labels)^2): Sub, Square, then the reduction."""
+
+    def construct(self, logits, labels):
+        return self.get_loss(P.Square()(logits - labels))
+
+
+class L1Loss(LossBase):
+    """mean(|logits - labels|): Sub, Abs, then the reduction (MindSpore's ``ops.l1_loss``)."""
+
+    def construct(self, logits, labels):
+        return self.get_loss(P.Abs()(logits - labels))
+
+
+class SmoothL1Loss(LossBase):
+    """The ``SmoothL1Loss(beta, reduction)`` primitive; MindSpore's default reduction 'none'."""
+
+    def __init__(self, beta=1.0, reduction="none"):
+        super().__init__(reduction)
+        if not beta > 0:
+            raise ValueError(f"SmoothL1Loss: beta must be > 0, got {beta}")
+        self.beta = float(beta)
+        self.smooth_l1_loss = P.SmoothL1Loss(self.beta, reduction)
+
+    def construct(self, logits, labels):
+        return self.smooth_l1_loss(logits, labels)
+
+
+class BCELoss(LossBase):
+    """The ``BinaryCrossEntropy(reduction)`` primitive on probabilities; ``weight`` rescales
+    each element (ones when None)."""
+
+    def __init__(self, weight=None, reduction="mean"):
+        super().__init__(reduction)
+        self.weight = weight
+        self.binary_cross_entropy = P.BinaryCrossEntropy(reduction)
+
+    def construct(self, logits, labels):
+        weight = self.weight if self.weight is not None else _ones(logits, "weight")
+        return self.binary_cross_entropy(logits, labels, weight)
+
+
+class BCEWithLogitsLoss(LossBase):
+    """The ``BCEWithLogitsLoss(reduction)`` primitive with ``weight`` and ``pos_weight``
+    (ones when None, as ``ops.binary_cross_entropy_with_logits`` fills them)."""
+
+    def __init__(self, reduction="mean", weight=None, pos_weight=None):
+        super().__init__(reduction)
+        self.weight, self.pos_weight = weight, pos_weight
+        self.bce_with_logits = P.BCEWithLogitsLoss(reduction)
+
+    def construct(self, logits, labels):
+        weight = self.weight if self.weight is not None else _ones(logits, "weight")
+        pos = self.pos_weight if self.pos_weight is not None else _ones(
+            Tensor(np.zeros(logits.shape[-1:], logits.dtype.np)), "pos_weight")
+        return self.bce_with_logits(logits, labels, weight, pos)
+
+
+class NLLLoss(LossBase):
+    """Negative log-likelihood of log-probabilities [N, C] with int32 labels [N]: the
+    ``NLLLoss(reduction, ignore_index)`` primitive (output 0), class weights ones when None.
+    MindSpore 2.x's functional ``nll_loss`` composes it from Gather-style ops instead; Lite
+    and its converter know the ``NLLLoss`` primitive."""
+
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
+        super().__init__(reduction)
+        if not isinstance(ignore_index, int):
+            raise TypeError(f"NLLLoss: ignore_index must be an int, got {ignore_index!r}")
+        self.weight, self.ignore_index = weight, ignore_index
+        self.nll_loss = P.NLLLoss(reduction, ignore_index)
+
+    def construct(self, logits, labels):
+        if len(logits.shape) != 2:
+            raise NotImplementedError(f"NLLLoss: logits must be [N, C], got {list(logits.shape)}")
+        weight = self.weight if self.weight is not None else _ones(
+            Tensor(np.zeros(logits.shape[1:], logits.dtype.np)), "weight")
+        return self.nll_loss(logits, labels, weight)[0]

@@ -20,8 +20,10 @@ from todkit.ir.graph import TensorType
 from todkit.opset.registry import get_op
 from todkit.opset.runctx import RunContext
 
-# Eager kernels of the ops used here do not depend on the mode; train steps run as graphs.
-_EAGER_RT = RunContext(training=False)
+# Eager calls run what the cell asked for: layers pick the training form themselves (BatchNorm's
+# is_training attribute, Dropout only called in training), so the run context must not veto it
+# (kernels such as BatchNorm use batch statistics only when both say training).
+_EAGER_RT = RunContext(training=True)
 
 
 def _wrap(arr: np.ndarray) -> Tensor:
@@ -285,3 +287,46 @@ class SGD(Primitive):
     def __init__(self, dampening=0.0, weight_decay=0.0, nesterov=False):
         super().__init__(dampening=float(dampening), weight_decay=float(weight_decay),
                          nesterov=bool(nesterov))
+
+
+# The rest of MindSpore's primitives live in primitives_ext (imported last: it builds on the
+# classes above); ``P.Concat`` and friends resolve through this module.
+from todkit.frontend.primitives_ext import (  # noqa: E402
+    GELU,
+    Abs,
+    AdamWeightDecay,
+    AvgPool,
+    BatchNorm,
+    BCEWithLogitsLoss,
+    BinaryCrossEntropy,
+    Cast,
+    Concat,
+    Dropout,
+    Exp,
+    Gather,
+    GeLU,
+    HSwish,
+    Log,
+    LogSoftmax,
+    Maximum,
+    Minimum,
+    Neg,
+    NLLLoss,
+    OneHot,
+    Pad,
+    Pow,
+    ReduceMean,
+    ReduceSum,
+    ReLU6,
+    SigmoidCrossEntropyWithLogits,
+    SmoothL1Loss,
+    Softmax,
+    Sqrt,
+    Square,
+    Squeeze,
+)
+
+EXTENDED = (GELU, Abs, AdamWeightDecay, AvgPool, BatchNorm, BCEWithLogitsLoss, BinaryCrossEntropy,
+            Cast, Concat, Dropout, Exp, Gather, GeLU, HSwish, Log, LogSoftmax, Maximum, Minimum,
+            Neg, NLLLoss, OneHot, Pad, Pow, ReduceMean, ReduceSum, ReLU6,
+            SigmoidCrossEntropyWithLogits, SmoothL1Loss, Softmax, Sqrt, Square, Squeeze)

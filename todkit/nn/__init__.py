@@ -1,38 +1,68 @@
 """MindSpore's ``mindspore.nn`` names, implemented in ``todkit.frontend``."""
 
+from todkit.frontend.activation import GELU, HSwish, LogSoftmax, ReLU6, Softmax
 from todkit.frontend.cell import Cell, CellList, SequentialCell
+from todkit.frontend.dropout import Dropout
 from todkit.frontend.layers import (
-                                    Conv2d,
-                                    Dense,
-                                    Flatten,
-                                    MaxPool2d,
-                                    ReLU,
-                                    Sigmoid,
-                                    Tanh,
-                                    get_activation,
+    Conv2d,
+    Dense,
+    Flatten,
+    MaxPool2d,
+    ReLU,
+    Sigmoid,
+    Tanh,
+    get_activation,
 )
-from todkit.frontend.losses import LossBase, SoftmaxCrossEntropyWithLogits
-from todkit.frontend.optimizers import SGD, Adam, Momentum, Optimizer
+from todkit.frontend.losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    L1Loss,
+    LossBase,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+    SoftmaxCrossEntropyWithLogits,
+)
+from todkit.frontend.normalization import BatchNorm1d, BatchNorm2d
+from todkit.frontend.optimizers import SGD, Adam, AdamWeightDecay, Momentum, Optimizer
+from todkit.frontend.pooling import AdaptiveAvgPool2d, AvgPool2d
 from todkit.frontend.wrap import TrainOneStepCell, WithLossCell
 
 __all__ = [
-                                    "SGD",
-                                    "Adam",
-                                    "Cell",
-                                    "CellList",
-                                    "Conv2d",
-                                    "Dense",
-                                    "Flatten",
-                                    "LossBase",
-                                    "MaxPool2d",
-                                    "Momentum",
-                                    "Optimizer",
-                                    "ReLU",
-                                    "SequentialCell",
-                                    "Sigmoid",
-                                    "SoftmaxCrossEntropyWithLogits",
-                                    "Tanh",
-                                    "TrainOneStepCell",
-                                    "WithLossCell",
-                                    "get_activation",
+    "GELU",
+    "SGD",
+    "Adam",
+    "AdamWeightDecay",
+    "AdaptiveAvgPool2d",
+    "AvgPool2d",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Cell",
+    "CellList",
+    "Conv2d",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "HSwish",
+    "L1Loss",
+    "LogSoftmax",
+    "LossBase",
+    "MSELoss",
+    "MaxPool2d",
+    "Momentum",
+    "NLLLoss",
+    "Optimizer",
+    "ReLU",
+    "ReLU6",
+    "SequentialCell",
+    "Sigmoid",
+    "SmoothL1Loss",
+    "Softmax",
+    "SoftmaxCrossEntropyWithLogits",
+    "Tanh",
+    "TrainOneStepCell",
+    "WithLossCell",
+    "get_activation",
 ]

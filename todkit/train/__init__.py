@@ -1,5 +1,10 @@
 """MindSpore's ``mindspore.train``."""
 
-from todkit.train.serialization import export
+from todkit.train.serialization import (
+    export,
+    load_checkpoint,
+    load_param_into_net,
+    save_checkpoint,
+)
 
-__all__ = ["export"]
+__all__ = ["export", "load_checkpoint", "load_param_into_net", "save_checkpoint"]

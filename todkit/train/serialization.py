@@ -1,4 +1,5 @@
-"""``mindspore.train.serialization.export``: trace a cell and write it as MINDIR."""
+"""``mindspore.train.serialization``: ``export`` (trace a cell and write it as MINDIR) and the
+checkpoint functions (todkit/train/checkpoint.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 
 from todkit.core.errors import ParamError
 from todkit.frontend.export import export_graph, mindir_path
+from todkit.train.checkpoint import load_checkpoint, load_param_into_net, save_checkpoint
 
 
 def export(net, *inputs, file_name, file_format="MINDIR", **kwargs):
@@ -24,4 +26,5 @@ def export(net, *inputs, file_name, file_format="MINDIR", **kwargs):
     return path
 
 
-__all__ = ["export", "export_graph", "mindir_path"]
+__all__ = ["export", "export_graph", "load_checkpoint", "load_param_into_net", "mindir_path",
+           "save_checkpoint"]
