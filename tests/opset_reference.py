@@ -329,6 +329,104 @@ ref("Tile")(lambda ins, a: [np.tile(ins[0], a["multiples"])])
 ref("Neg")(lambda ins, a: [-ins[0]])
 
 
+# -- more activations, element-wise math, softmax -------------------------------------------
+def _pw(fn):
+    """An element-wise reference computed one Python float at a time."""
+    def run(x):
+        return np.array([fn(float(v)) for v in x.ravel()]).reshape(x.shape).astype(x.dtype)
+    return run
+
+
+ref("ReLU6")(lambda ins, a: [_pw(lambda v: min(max(v, 0.0), 6.0))(ins[0])])
+ref("ReLU6Grad")(lambda ins, a: [ins[0] * _pw(lambda v: float(0 < v < 6))(ins[1])])
+ref("HSigmoid")(lambda ins, a: [_pw(lambda v: min(max(v + 3, 0.0), 6.0) / 6)(ins[0])])
+ref("HSigmoidGrad")(lambda ins, a: [ins[0] * _pw(lambda v: float(-3 < v < 3) / 6)(ins[1])])
+ref("HSwish")(lambda ins, a: [_pw(lambda v: v * min(max(v + 3, 0.0), 6.0) / 6)(ins[0])])
+ref("HSwishGrad")(lambda ins, a: [ins[0] * _pw(
+    lambda v: 0.0 if v <= -3 else 1.0 if v >= 3 else (2 * v + 3) / 6)(ins[1])])
+ref("Sqrt")(lambda ins, a: [_pw(math.sqrt)(ins[0])])
+ref("SqrtGrad")(lambda ins, a: [ins[1] * 0.5 / ins[0]])
+ref("Exp")(lambda ins, a: [_pw(math.exp)(ins[0])])
+ref("Log")(lambda ins, a: [_pw(math.log)(ins[0])])
+ref("Maximum")(lambda ins, a: [np.where(ins[0] >= ins[1], ins[0], ins[1])])
+ref("Minimum")(lambda ins, a: [np.where(ins[0] <= ins[1], ins[0], ins[1])])
+ref("MaximumGrad")(lambda ins, a: [np.where(ins[0] >= ins[1], ins[2], 0),
+                                   np.where(ins[0] >= ins[1], 0, ins[2])])
+ref("MinimumGrad")(lambda ins, a: [np.where(ins[0] <= ins[1], ins[2], 0),
+                                   np.where(ins[0] <= ins[1], 0, ins[2])])
+ref("Squeeze")(lambda ins, a: [np.squeeze(ins[0], axis=tuple(a["axis"]) or None)])
+
+
+def _softmax_along(x, axis, log):
+    moved = np.moveaxis(x.astype(float), axis, -1)
+    out = np.empty(moved.shape)
+    for idx in np.ndindex(moved.shape[:-1]):
+        lp = _log_softmax_row(list(moved[idx]))
+        out[idx] = lp if log else [math.exp(v) for v in lp]
+    return np.moveaxis(out, -1, axis).astype(x.dtype)
+
+
+ref("Softmax")(lambda ins, a: [_softmax_along(ins[0], a["axis"][0], log=False)])
+ref("LogSoftmax")(lambda ins, a: [_softmax_along(ins[0], a["axis"], log=True)])
+
+
+@ref("Dropout")
+def _dropout(ins, a):
+    x, keep = ins[0], a["keep_prob"]
+    if keep >= 1.0:
+        return [x.copy(), np.ones_like(x)]
+    mask = (np.random.default_rng(0).random(x.shape) < keep).astype(x.dtype)
+    return [x * mask / keep, mask]
+
+
+ref("DropoutGrad")(lambda ins, a: [ins[0] * ins[1] / a["keep_prob"]])
+
+
+@ref("AvgPool")
+def _avg_pool(ins, a):
+    (x,) = ins
+    kh, kw, sh, sw, pads, oh, ow = _pool_setup(x, a)
+    t, _, l, _ = pads
+    y = np.zeros(x.shape[:2] + (oh, ow), x.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            r0, c0 = max(i * sh - t, 0), max(j * sw - l, 0)
+            r1, c1 = min(i * sh - t + kh, x.shape[2]), min(j * sw - l + kw, x.shape[3])
+            y[:, :, i, j] = x[:, :, r0:r1, c0:c1].mean(axis=(2, 3))
+    return [y]
+
+
+@ref("AvgPoolGrad")
+def _avg_pool_grad(ins, a):
+    x, _, dy = ins
+    kh, kw, sh, sw, pads, oh, ow = _pool_setup(x, a)
+    t, _, l, _ = pads
+    dx = np.zeros(x.shape, x.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            r0, c0 = max(i * sh - t, 0), max(j * sw - l, 0)
+            r1, c1 = min(i * sh - t + kh, x.shape[2]), min(j * sw - l + kw, x.shape[3])
+            dx[:, :, r0:r1, c0:c1] += dy[:, :, i, j][:, :, None, None] / ((r1 - r0) * (c1 - c0))
+    return [dx]
+
+
+@ref("SigmoidCrossEntropyWithLogits")
+def _sigmoid_ce(ins, a):
+    """-y log p - (1 - y) log(1 - p), p = sigmoid(v), with log p and log(1 - p) = log p - v
+    written so neither overflows."""
+    x, lab = ins
+
+    def one(v, y):
+        log_p = -math.log1p(math.exp(-v)) if v >= 0 else v - math.log1p(math.exp(v))
+        return -y * log_p - (1 - y) * (log_p - v)
+    return [np.array([one(float(v), float(y)) for v, y in zip(x.ravel(), lab.ravel())])
+            .reshape(x.shape).astype(x.dtype)]
+
+
+ref("SigmoidCrossEntropyWithLogitsGrad")(lambda ins, a: [
+    (0.5 * (1 + np.tanh(ins[0] / 2)) - ins[1]) * ins[2]])
+
+
 # -- NHWC: the same loops on NCHW copies (KHWC weights <-> OIHW) ------------------------------
 def _nchw(t):
     return np.ascontiguousarray(np.transpose(t, (0, 3, 1, 2)))
@@ -351,7 +449,7 @@ def _nhwc_variant(nchw_ref, to_nchw_inputs):
 
 for _name, _which in [("Conv2D", (0, 1)), ("Conv2DBackpropInput", (0, 1)),
                       ("Conv2DBackpropFilter", (0, 1)), ("MaxPool", (0,)),
-                      ("MaxPoolGrad", (0, 1, 2))]:
+                      ("MaxPoolGrad", (0, 1, 2)), ("AvgPool", (0,)), ("AvgPoolGrad", (0, 1, 2))]:
     REFERENCE[_name] = _nhwc_variant(REFERENCE[_name], _which)
 
 

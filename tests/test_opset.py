@@ -224,6 +224,47 @@ CASES = [
     row("Tile", [F(2, 3)], grad=(0,), multiples=(2, 3)),
     row("Tile", [F(3)], grad=(0,), multiples=(2, 1)),
     row("Neg", [F(3, 4)], grad=(0,)),
+    # more activations (gradients read x)
+    row("ReLU6", [Val([-2.0, 0.5, 3.0, 5.9, 6.5, 9.0])], grad=(0,)),
+    row("ReLU6Grad", [F(6), Val([-2.0, 0.5, 3.0, 5.9, 6.5, 9.0])]),
+    row("HSigmoid", [Val([-4.0, -2.5, -1.0, 0.0, 1.5, 2.9, 3.5])], grad=(0,)),
+    row("HSigmoidGrad", [F(7), Val([-4.0, -2.5, -1.0, 0.0, 1.5, 2.9, 3.5])]),
+    row("HSwish", [Val([-4.0, -2.5, -1.0, 0.0, 1.5, 2.9, 3.5])], grad=(0,)),
+    row("HSwishGrad", [F(7), Val([-4.0, -2.5, -1.0, 0.0, 1.5, 2.9, 3.5])]),
+    # element-wise math
+    row("Sqrt", [Pos(3, 4)], grad=(0,)),
+    row("SqrtGrad", [Pos(3, 4), F(3, 4)]),
+    row("Exp", [F(3, 4)], grad=(0,)),
+    row("Log", [Pos(3, 4)], grad=(0,)),
+    row("Maximum", [F(3, 4), F(3, 4)], grad=(0, 1)),
+    row("Maximum", [F(2, 3, 4), F(4)], grad=(0, 1)),
+    row("Minimum", [F(3, 4), F(3, 1)], grad=(0, 1)),
+    row("MaximumGrad", [Val([1.0, 2.0, 3.0]), Val([2.0, 2.0, 1.0]), F(3)]),
+    row("MinimumGrad", [Val([1.0, 2.0, 3.0]), Val([2.0, 2.0, 1.0]), F(3)]),
+    # softmax
+    row("Softmax", [F(3, 5)], grad=(0,)),
+    row("Softmax", [F(2, 3, 4)], grad=(0,), axis=(1,)),
+    row("Softmax", [Val([[1000.0, 0.0, -1000.0]])]),
+    row("LogSoftmax", [F(3, 5)], grad=(0,)),
+    row("LogSoftmax", [F(2, 3, 4)], grad=(0,), axis=0),
+    # dropout (the mask is rt.rng.random(shape) < keep_prob, seed 0)
+    row("Dropout", [F(4, 5)], grad=(0,), keep_prob=0.7),
+    row("Dropout", [F(3, 3)], keep_prob=1.0),
+    row("DropoutGrad", [F(4, 5), Val(np.eye(4, 5))], keep_prob=0.8),
+    # average pooling
+    row("AvgPool", [F(2, 3, 6, 6)], grad=(0,), kernel_size=(2, 2), strides=(2, 2)),
+    row("AvgPool", [F(2, 7, 5, 3)], grad=(0,), kernel_size=(3, 3), strides=(2, 2),
+        pad_mode="same", format="NHWC"),
+    row("AvgPool", [F(1, 2, 4, 4)], grad=(0,), kernel_size=(4, 4), strides=(1, 1)),
+    row("AvgPoolGrad", [F(2, 3, 7, 5), F(2, 3, 4, 3), F(2, 3, 4, 3)], kernel_size=(3, 3),
+        strides=(2, 2), pad_mode="same"),
+    # shape
+    row("Squeeze", [F(2, 1, 3, 1)], grad=(0,)),
+    row("Squeeze", [F(2, 1, 3, 1)], grad=(0,), axis=(1,)),
+    # sigmoid cross entropy
+    row("SigmoidCrossEntropyWithLogits", [F(3, 4), Unit(3, 4)], grad=(0,)),
+    row("SigmoidCrossEntropyWithLogits", [Val([-800.0, 0.0, 800.0]), Val([1.0, 0.5, 0.0])]),
+    row("SigmoidCrossEntropyWithLogitsGrad", [F(3, 4), Unit(3, 4), F(3, 4)]),
     # optimizers and state updates
     row("Adam", [F(3, 4), F(3, 4), Pos(3, 4), *ADAM_HYPER, F(3, 4)]),
     row("Adam", [F(5), F(5), Pos(5), *ADAM_HYPER, F(5)], use_nesterov=True),

@@ -4,6 +4,7 @@
 from todkit.opset import (  # noqa: F401
     activation,
     conv,
+    dropout,
     loss,
     math,
     nn,
@@ -12,6 +13,8 @@ from todkit.opset import (  # noqa: F401
     pool,
     reduce,
     shape,
+    softmax,
+    unary,
 )
 from todkit.opset.build import emit
 from todkit.opset.registry import OPS, REQUIRED, OpDef, get_op, op

@@ -105,3 +105,87 @@ class TanhGrad(OpDef):
         np.multiply(y, y, out=out)
         np.subtract(1, out, out=out)
         out *= dy
+
+
+# -- piecewise activations whose gradients read the forward input x (MindSpore's
+# ReLU6Grad / HSwishGrad / HSigmoidGrad take (dy, x)) --------------------------------------
+@op
+class ReLU6(OpDef):
+    infer = _same_as_input
+
+    def kernel(ins, outs, a, rt):
+        np.clip(ins[0], 0, 6, out=outs[0])
+
+    def grad(g, node, douts):
+        (x,) = node.inputs
+        return [g.emit("ReLU6Grad", [douts[0], x]) if g.wants(x) else None]
+
+
+@op
+class ReLU6Grad(OpDef):
+    """dx = dy where 0 < x < 6 else 0 (inputs dy, x)."""
+
+    infer = _pair_of_same
+
+    def kernel(ins, outs, a, rt):
+        dy, x = ins
+        np.multiply(dy, (x > 0) & (x < 6), out=outs[0])
+
+
+@op
+class HSigmoid(OpDef):
+    """relu6(x + 3) / 6."""
+
+    infer = _same_as_input
+
+    def kernel(ins, outs, a, rt):
+        out = outs[0]
+        np.add(ins[0], 3, out=out)
+        np.clip(out, 0, 6, out=out)
+        out /= 6
+
+    def grad(g, node, douts):
+        (x,) = node.inputs
+        return [g.emit("HSigmoidGrad", [douts[0], x]) if g.wants(x) else None]
+
+
+@op
+class HSigmoidGrad(OpDef):
+    """dx = dy / 6 where -3 < x < 3 else 0 (inputs dy, x)."""
+
+    infer = _pair_of_same
+
+    def kernel(ins, outs, a, rt):
+        dy, x = ins
+        np.multiply(dy, (x > -3) & (x < 3), out=outs[0])
+        outs[0] /= 6
+
+
+@op
+class HSwish(OpDef):
+    """x * relu6(x + 3) / 6."""
+
+    infer = _same_as_input
+
+    def kernel(ins, outs, a, rt):
+        out = outs[0]
+        np.add(ins[0], 3, out=out)
+        np.clip(out, 0, 6, out=out)
+        out *= ins[0]
+        out /= 6
+
+    def grad(g, node, douts):
+        (x,) = node.inputs
+        return [g.emit("HSwishGrad", [douts[0], x]) if g.wants(x) else None]
+
+
+@op
+class HSwishGrad(OpDef):
+    """dx = dy * (0 if x <= -3, 1 if x >= 3, (2x + 3) / 6 between) (inputs dy, x)."""
+
+    infer = _pair_of_same
+
+    def kernel(ins, outs, a, rt):
+        dy, x = ins
+        slope = np.where(x <= -3, 0, np.where(x >= 3, 1, (2 * x + 3) / 6)).astype(x.dtype)
+        np.multiply(dy, slope, out=outs[0])

@@ -99,3 +99,53 @@ class SparseSoftmaxCrossEntropyWithLogits(OpDef):
         if not (dloss.data is not None and np.all(dloss.data == 1)):
             dlogits = g.emit("Mul", [dlogits, dloss])
         return [dlogits, None]
+
+
+@op
+class SigmoidCrossEntropyWithLogits(OpDef):
+    """Element-wise loss = max(x, 0) - x * label + log(1 + exp(-|x|)) (the stable form);
+    nn.BCEWithLogitsLoss's core in MindSpore 1.x and MindSpore Lite's loss op."""
+
+    def infer(ins, a):
+        x, label = ins
+        if x != label or x.dtype.np.kind != "f":
+            raise ValueError(f"logits {x} and labels {label} must be equal float types")
+        return [x]
+
+    def kernel(ins, outs, a, rt):
+        x, label = ins
+        out = outs[0]
+        np.abs(x, out=out)
+        np.negative(out, out=out)
+        np.exp(out, out=out)
+        np.log1p(out, out=out)
+        out += np.maximum(x, 0)
+        out -= x * label
+
+    def grad(g, node, douts):
+        x, label = node.inputs
+        if not g.wants(x):
+            return [None, None]
+        return [g.emit("SigmoidCrossEntropyWithLogitsGrad", [x, label, douts[0]]), None]
+
+
+@op
+class SigmoidCrossEntropyWithLogitsGrad(OpDef):
+    """dx = (sigmoid(x) - label) * dout (inputs x, label, dout)."""
+
+    def infer(ins, a):
+        x, label, dout = ins
+        if not x == label == dout:
+            raise ValueError(f"inputs must share one type: {x}, {label}, {dout}")
+        return [x]
+
+    def kernel(ins, outs, a, rt):
+        x, label, dout = ins
+        out = outs[0]
+        with np.errstate(over="ignore"):
+            np.negative(x, out=out)
+            np.exp(out, out=out)
+        out += 1
+        np.reciprocal(out, out=out)
+        out -= label
+        out *= dout

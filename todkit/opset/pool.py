@@ -1,4 +1,5 @@
-"""Max pooling in NCHW or NHWC: MaxPool and MaxPoolGrad(x, y, dy), as MindSpore emits them.
+"""Pooling in NCHW or NHWC: MaxPool / MaxPoolGrad(x, y, dy) and AvgPool / AvgPoolGrad(x, y, dy),
+as MindSpore emits them.
 
 Both loop over the kh*kw kernel positions, each a strided view of the (-inf padded) input
 covering every window at once; the gradient routes each dy to the first maximum of its
@@ -97,4 +98,64 @@ class MaxPoolGrad(OpDef):
             if hit.any():
                 dxp[tap] += np.where(hit, dy, 0)
         lay = Layout(a["format"])
+        outs[0][...] = lay.crop(dxp, pads, lay.hw(x.shape))
+
+
+def _window_counts(x, a, dtype):
+    """Real (unpadded) elements in each window, for averaging that excludes padding."""
+    lay = Layout(a["format"])
+    ones = np.ones((1, 1, 1, 1), dtype)
+    shape = lay.shape(1, 1, *lay.hw(x.shape))
+    padded, _, taps = pool_taps(np.broadcast_to(ones, shape), a, 0.0)
+    counts = sum(padded[t] for t in taps)
+    return counts
+
+
+@op
+class AvgPool(OpDef):
+    """Mean over each window; 'same' padding is excluded from the count (TF / MindSpore
+    'same' semantics)."""
+
+    attrs = dict(POOL_ATTRS)
+
+    def infer(ins, a):
+        return [pooled_type(ins[0], a)]
+
+    def kernel(ins, outs, a, rt):
+        x, out = ins[0], outs[0]
+        xp, _, taps = pool_taps(x, a, 0.0)
+        np.copyto(out, xp[taps[0]])
+        for tap in taps[1:]:
+            out += xp[tap]
+        out /= _window_counts(x, a, x.dtype)
+
+    def grad(g, node, douts):
+        (x,) = node.inputs
+        if not g.wants(x):
+            return [None]
+        return [g.emit("AvgPoolGrad", [x, node.outputs[0], douts[0]], **node.attrs)]
+
+
+@op
+class AvgPoolGrad(OpDef):
+    """dx of AvgPool from (x, y, dy): each dy spread evenly over its window's real elements."""
+
+    attrs = dict(POOL_ATTRS)
+
+    def infer(ins, a):
+        x, y, dy = ins
+        want = pooled_type(x, a)
+        if y != want or dy != want:
+            raise ValueError(f"y {y} and dy {dy} must both be {want}")
+        return [x]
+
+    def kernel(ins, outs, a, rt):
+        x, _, dy = ins
+        lay = Layout(a["format"])
+        pads, _ = pool_geometry(x.shape, a)
+        share = dy / _window_counts(x, a, x.dtype)
+        xp, _, taps = pool_taps(x, a, 0.0)
+        dxp = np.zeros(xp.shape, x.dtype)
+        for tap in taps:
+            dxp[tap] += share
         outs[0][...] = lay.crop(dxp, pads, lay.hw(x.shape))

@@ -1,4 +1,4 @@
-"""Layout ops that move no arithmetic: Reshape, Flatten, ExpandDims, Transpose."""
+"""Layout ops that move no arithmetic: Reshape, Flatten, ExpandDims, Transpose, Squeeze."""
 
 
 
@@ -101,3 +101,29 @@ class Transpose(OpDef):
             return [None]
         inverse = tuple(int(i) for i in np.argsort(node.attrs["perm"]))
         return [g.emit("Transpose", [dy], perm=inverse)]
+
+
+@op
+class Squeeze(OpDef):
+    """Removes the listed size-1 axes (every size-1 axis when ``axis`` is empty)."""
+
+    attrs = {"axis": ()}
+
+    def infer(ins, a):
+        (x,) = ins
+        nd = len(x.shape)
+        axis = (a["axis"],) if isinstance(a["axis"], (int, np.integer)) else tuple(a["axis"])
+        if not axis:
+            drop = {i for i, d in enumerate(x.shape) if d == 1}
+        else:
+            if any(not -nd <= int(v) < nd for v in axis):
+                raise ValueError(f"axis {list(axis)} is out of range for rank {nd}")
+            drop = {int(v) % nd for v in axis}
+            if any(x.shape[i] != 1 for i in drop):
+                raise ValueError(f"cannot squeeze axes {sorted(drop)} of {list(x.shape)}")
+        return [TensorType(tuple(d for i, d in enumerate(x.shape) if i not in drop), x.dtype)]
+
+    def kernel(ins, outs, a, rt):
+        np.copyto(outs[0], ins[0].reshape(outs[0].shape))
+
+    grad = _reshape_back

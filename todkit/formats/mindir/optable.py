@@ -57,6 +57,10 @@ KINDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "upper": (lambda v: str(v).lower(), lambda v: str(v).upper()),
     "hw4": (_hw, lambda v: (1, 1) + _hw(v)),        # (h, w) in the IR, (1, 1, h, w) in files
     "hw": (_hw, _hw),
+    # mindapi PadMode enum (PAD 0, SAME 1, VALID 2) as attribute-input ints (AvgPool in 2.x)
+    "padenum": (lambda v: {0: "pad", 1: "same", 2: "valid"}[int(v)] if not isinstance(v, str)
+                else v.lower(),
+                lambda v: {"pad": 0, "same": 1, "valid": 2}[str(v).lower()]),
 }
 
 
@@ -166,6 +170,25 @@ _SPECS = [
                                                Attr("skip_mode", _BOOL))),
     OpSpec("Tile", inputs=1, attr_inputs=(Attr("multiples", "ints"),)),
     OpSpec("Neg", inputs=1),
+    OpSpec("ReLU6", inputs=1), OpSpec("ReLU6Grad", inputs=2),
+    OpSpec("HSigmoid", inputs=1), OpSpec("HSigmoidGrad", inputs=2),
+    OpSpec("HSwish", inputs=1), OpSpec("HSwishGrad", inputs=2),
+    OpSpec("Sqrt", inputs=1), OpSpec("SqrtGrad", inputs=2),
+    OpSpec("Exp", inputs=1), OpSpec("Log", inputs=1),
+    OpSpec("Maximum", inputs=2), OpSpec("Minimum", inputs=2),
+    OpSpec("MaximumGrad", function=False, inputs=3, tuple_output=True,
+           attrs=(Attr("grad_x", _BOOL), Attr("grad_y", _BOOL))),
+    OpSpec("MinimumGrad", function=False, inputs=3, tuple_output=True,
+           attrs=(Attr("grad_x", _BOOL), Attr("grad_y", _BOOL))),
+    OpSpec("Softmax", inputs=1, attr_inputs=(Attr("axis", "ints"),)),
+    OpSpec("LogSoftmax", inputs=1, attr_inputs=(Attr("axis", "int"),)),
+    OpSpec("Dropout", inputs=1, tuple_output=True, instance_name="dropout",
+           attr_inputs=(Attr("keep_prob", "float"), Attr("Seed0", "int"), Attr("Seed1", "int")),
+           extra={"side_effect_hidden": True}),
+    OpSpec("DropoutGrad", function=False, inputs=2, attrs=(Attr("keep_prob", "float"),)),
+    OpSpec("Squeeze", inputs=1, attr_inputs=(Attr("axis", "ints"),)),
+    OpSpec("SigmoidCrossEntropyWithLogits", function=False, inputs=2),
+    OpSpec("SigmoidCrossEntropyWithLogitsGrad", function=False, inputs=3),
     OpSpec("SoftmaxCrossEntropyWithLogits", function=False, inputs=2, tuple_output=True,
            extra=_names(("features", "labels"), ("loss", "backprop")),
            instance_name="softmax_cross_entropy"),
@@ -188,6 +211,12 @@ _SPECS = [
            extra={**_conv_extra(("out_backprop", "input", "filter_sizes")),
                   "data_format": lambda a: a["format"]}),
     _pool(False), _pool(True),
+    # 2.10 (tests/fixtures/reference/depthwise_avgpool_dropout): AvgPool(x, kernel_size,
+    # strides, pad_mode enum, data_format) and AvgPoolGrad(x, y, dy, the same four).
+    *(OpSpec(op, inputs=n, instance_name=name,
+             attr_inputs=(Attr("kernel_size", "hw"), Attr("strides", "hw"),
+                          Attr("pad_mode", "padenum"), Attr("format", "format", "data_format")))
+      for op, n, name in (("AvgPool", 1, "avg_pool"), ("AvgPoolGrad", 3, ""))),
     OpSpec("BatchNorm", inputs=5,
            attr_inputs=(Attr("is_training", _BOOL), Attr("epsilon", "float"),
                         Attr("momentum", "float"), Attr("data_format", "format")),

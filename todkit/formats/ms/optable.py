@@ -24,7 +24,8 @@ from todkit.formats.ms import schema
 ACT = schema.ENUMS["ActivationType"][1]
 NO_ACTIVATION = ACT["NO_ACTIVATION"]
 # Fused activation_type -> the IR op the reader emits for it.
-ACTIVATION_OPS = {ACT["RELU"]: "ReLU", ACT["SIGMOID"]: "Sigmoid", ACT["TANH"]: "Tanh"}
+ACTIVATION_OPS = {ACT["RELU"]: "ReLU", ACT["SIGMOID"]: "Sigmoid", ACT["TANH"]: "Tanh",
+                  ACT["RELU6"]: "ReLU6"}
 PAD_MODES = {0: "pad", 1: "same", 2: "valid"}  # schema PadMode -> MindSpore's pad_mode
 
 
@@ -252,6 +253,34 @@ ROWS: tuple[Row, ...] = (
         lambda a, ins: {"dims": list(range(len(a["multiples"])))},
         const_inputs=(ConstInput(1, "multiples"),)),
     Row("Neg", "Neg"),
+    _act("ReLU6", "Activation", "RELU6"),
+    _act("ReLU6Grad", "ActivationGrad", "RELU6"),
+    _act("HSigmoid", "Activation", "HSIGMOID"),
+    _act("HSigmoidGrad", "ActivationGrad", "HSIGMOID"),
+    _act("HSwish", "Activation", "HSWISH"),
+    _act("HSwishGrad", "ActivationGrad", "HSWISH"),
+    Row("Sqrt", "Sqrt"),
+    Row("SqrtGrad", "SqrtGrad"),
+    Row("Exp", "ExpFusion", select={"base": -1.0, "scale": 1.0, "shift": 0.0}),
+    Row("Log", "Log"),
+    Row("Maximum", "Maximum"),
+    Row("Minimum", "Minimum"),
+    Row("MaximumGrad", "MaximumGrad", *_same("grad_x", "grad_y")),
+    Row("MinimumGrad", "MinimumGrad", *_same("grad_x", "grad_y")),
+    Row("Softmax", "Softmax", lambda ms, ins: {"axis": _ints(ms.get("axis", (-1,)))},
+        lambda a, ins: {"axis": list(a["axis"])}),
+    Row("LogSoftmax", "LogSoftmax", lambda ms, ins: {"axis": int(ms["axis"])},
+        lambda a, ins: {"axis": int(a["axis"])}),
+    Row("Dropout", "Dropout", lambda ms, ins: {"keep_prob": float(ms["keep_prob"])},
+        lambda a, ins: {"keep_prob": a["keep_prob"]}),
+    Row("DropoutGrad", "DropoutGrad", lambda ms, ins: {"keep_prob": float(ms["keep_prob"])},
+        lambda a, ins: {"keep_prob": a["keep_prob"]}),
+    Row("AvgPool", "AvgPoolFusion", _pool_to_ir, _pool_to_ms, fused_activation=True),
+    Row("AvgPoolGrad", "AvgPoolGrad", _pool_to_ir, _pool_to_ms),
+    Row("Squeeze", "Squeeze", lambda ms, ins: {"axis": _ints(ms.get("axis", ()))},
+        lambda a, ins: {"axis": list(a["axis"])}),
+    Row("SigmoidCrossEntropyWithLogits", "SigmoidCrossEntropyWithLogits"),
+    Row("SigmoidCrossEntropyWithLogitsGrad", "SigmoidCrossEntropyWithLogitsGrad"),
 )
 
 BY_IR: dict[str, Row] = {r.ir: r for r in ROWS if r.write}

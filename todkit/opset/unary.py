@@ -1,0 +1,144 @@
+"""Element-wise math: Sqrt (+SqrtGrad), Exp, Log, Maximum / Minimum (+ their Grad ops).
+
+Gradient forms are MindSpore's bprops: Sqrt -> SqrtGrad(y, dy) = dy / (2y); Exp -> dy * y;
+Log -> dy / x; Maximum / Minimum -> MaximumGrad / MinimumGrad(x, y, dy) -> (dx, dy), which
+route dy to x where x wins (ties go to x, as MindSpore's CPU kernel ``x >= y``), then reduced
+to each input's shape when broadcasting expanded it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from todkit.opset.math import _broadcast_type, sum_to_shape
+from todkit.opset.registry import OpDef, op
+
+
+def _float_like(ins, a):
+    (x,) = ins
+    if x.dtype.np.kind != "f":
+        raise ValueError(f"needs a float input, got {x.dtype.name}")
+    return [x]
+
+
+def _pair_of_same(ins, a):
+    p, q = ins
+    if p != q:
+        raise ValueError(f"inputs differ: {p} vs {q}")
+    return [p]
+
+
+@op
+class Sqrt(OpDef):
+    infer = _float_like
+
+    def kernel(ins, outs, a, rt):
+        np.sqrt(ins[0], out=outs[0])
+
+    def grad(g, node, douts):
+        (x,) = node.inputs
+        return [g.emit("SqrtGrad", [node.outputs[0], douts[0]]) if g.wants(x) else None]
+
+
+@op
+class SqrtGrad(OpDef):
+    """dx = dy / (2 y) (inputs y, dy)."""
+
+    infer = _pair_of_same
+
+    def kernel(ins, outs, a, rt):
+        y, dy = ins
+        np.divide(dy, 2 * y, out=outs[0])
+
+
+@op
+class Exp(OpDef):
+    infer = _float_like
+
+    def kernel(ins, outs, a, rt):
+        np.exp(ins[0], out=outs[0])
+
+    def grad(g, node, douts):
+        (x,) = node.inputs
+        return [g.emit("Mul", [douts[0], node.outputs[0]]) if g.wants(x) else None]
+
+
+@op
+class Log(OpDef):
+    infer = _float_like
+
+    def kernel(ins, outs, a, rt):
+        np.log(ins[0], out=outs[0])
+
+    def grad(g, node, douts):
+        (x,) = node.inputs
+        return [g.emit("RealDiv", [douts[0], x]) if g.wants(x) else None]
+
+
+def _extreme_grad(grad_op):
+    def grad(g, node, douts):
+        x, y = node.inputs
+        wx, wy = g.wants(x), g.wants(y)
+        if not (wx or wy):
+            return [None, None]
+        dx, dy = g.emit(grad_op, [x, y, douts[0]], grad_x=wx, grad_y=wy)
+        return [sum_to_shape(g, dx, x.type.shape) if wx else None,
+                sum_to_shape(g, dy, y.type.shape) if wy else None]
+    return grad
+
+
+def _extreme_grad_kernel(x_wins):
+    def kernel(ins, outs, a, rt):
+        x, y, dout = ins
+        to_x = x_wins(x, y)
+        np.multiply(dout, to_x, out=outs[0])
+        np.multiply(dout, ~to_x, out=outs[1])
+    return kernel
+
+
+def _extreme_grad_infer(ins, a):
+    x, y, dout = ins
+    out = _broadcast_type([x, y])[0]
+    if dout != out:
+        raise ValueError(f"dout {dout} must be {out}")
+    return [out, out]
+
+
+@op
+class Maximum(OpDef):
+    def infer(ins, a):
+        return _broadcast_type(ins)
+
+    def kernel(ins, outs, a, rt):
+        np.maximum(ins[0], ins[1], out=outs[0])
+
+    grad = _extreme_grad("MaximumGrad")
+
+
+@op
+class Minimum(OpDef):
+    def infer(ins, a):
+        return _broadcast_type(ins)
+
+    def kernel(ins, outs, a, rt):
+        np.minimum(ins[0], ins[1], out=outs[0])
+
+    grad = _extreme_grad("MinimumGrad")
+
+
+@op
+class MaximumGrad(OpDef):
+    """(x, y, dout) -> (dx, dy) in the broadcast shape: dout where x >= y to x, else to y."""
+
+    attrs = {"grad_x": True, "grad_y": True}
+    infer = _extreme_grad_infer
+    kernel = _extreme_grad_kernel(lambda x, y: np.greater_equal(x, y))
+
+
+@op
+class MinimumGrad(OpDef):
+    """(x, y, dout) -> (dx, dy) in the broadcast shape: dout where x <= y to x, else to y."""
+
+    attrs = {"grad_x": True, "grad_y": True}
+    infer = _extreme_grad_infer
+    kernel = _extreme_grad_kernel(lambda x, y: np.less_equal(x, y))
