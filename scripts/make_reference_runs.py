@@ -1,0 +1,330 @@
+"""Record reference training runs with real MindSpore 2.10 (tests/test_reference_runs.py uses them).
+
+Run it with MindSpore's own interpreter, never the project's .venv (MindSpore is not a todkit
+dependency):
+
+    python3 -m venv /work/venvs/ms && /work/venvs/ms/bin/pip install mindspore==2.10.0
+    /work/venvs/ms/bin/python scripts/make_reference_runs.py [--out DIR] [NAME ...]
+
+(default DIR: tests/fixtures/reference; default: every run).
+
+For every net below it builds the net in GRAPH_MODE on CPU with fixed seeds, wraps it in
+WithLossCell + optimizer + TrainOneStepCell (set_train(True), as MindSpore's ToD recipe does),
+exports the train graph with ``mindspore.export(..., file_format='MINDIR')`` and records, in
+``<out>/<name>/``:
+
+- ``train.mindir``          the exported train graph (its parameters hold the initial state);
+- ``ref_x.npy``/``ref_y.npy`` fixed batches, stacked on axis 0; step i uses batch i % n;
+- ``init_train_state.npz``  every parameter of the TrainOneStepCell before training, by its
+                            MindSpore name (weights, BN moving statistics, optimizer slots,
+                            learning_rate, momentum, beta powers, global_step);
+- ``init_logits_b0.npy``    the net's outputs on batch 0 before training, in eval mode
+                            (``set_train(False)``: BatchNorm uses its moving statistics);
+- ``init_grads.npz``        the step-0 gradients on batch 0 of every parameter in the optimizer,
+                            as the optimizer op receives them (``ops.GradOperation`` on the loss
+                            net with sens = ones, then ``Optimizer.decay_weight``, which adds
+                            ``weight_decay * param`` when weight_decay > 0);
+- ``run.json``              what was run and ``loss``: the value TrainOneStepCell returned at
+                            each step (a scalar, or the per-sample vector for reduction 'none');
+- ``final_train_state.npz`` every parameter after the last step.
+
+The gradient and eval computations run before training; any state they touch (BatchNorm's
+moving statistics) is restored from the snapshot before the first train step, so the run
+starts from exactly the parameters stored in train.mindir (the tests check that too).
+Reruns give identical npz/npy/json files (the .mindir names carry MindSpore's global counters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+try:
+    import mindspore as ms
+    from mindspore import ParameterTuple, Tensor, nn, ops
+except ImportError:  # pragma: no cover - this script runs only in MindSpore's venv
+    sys.exit("make_reference_runs.py needs MindSpore 2.10: run it with /work/venvs/ms/bin/python")
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "tests" / "fixtures" / "reference"
+BATCH = 8
+N_BATCHES = 4
+
+
+# -- nets ----------------------------------------------------------------------------------
+class MLP(nn.Cell):
+    """The corpus MLP (mlp_digits): Dense(64,32) + ReLU + Dense(32,10)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Dense(64, 32)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Dense(32, 10)
+
+    def construct(self, x):
+        return self.fc2(self.relu(self.fc1(x)))
+
+
+class SmallCNN(nn.Cell):
+    """Conv(valid, stride 2, bias) + ReLU + Conv(same, stride 2: asymmetric padding) + ReLU
+    + MaxPool(2, 2) + Flatten + Dense. Input 3x17x17 -> 4x8x8 -> 6x4x4 -> 6x2x2 -> 5."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, stride=2, pad_mode="valid", has_bias=True)
+        self.conv2 = nn.Conv2d(4, 6, 3, stride=2, pad_mode="same")
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(kernel_size=2, stride=2)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Dense(24, 5)
+
+    def construct(self, x):
+        x = self.relu(self.conv1(x))
+        x = self.relu(self.conv2(x))
+        return self.fc(self.flatten(self.pool(x)))
+
+
+class BNNet(nn.Cell):
+    """Conv(same) + BatchNorm2d (training mode) + ReLU + MaxPool + Flatten + Dense."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, pad_mode="same")
+        self.bn = nn.BatchNorm2d(4)
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(kernel_size=2, stride=2)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Dense(4 * 4 * 4, 5)
+
+    def construct(self, x):
+        return self.fc(self.flatten(self.pool(self.relu(self.bn(self.conv(x))))))
+
+
+class Backbone(nn.Cell):
+    """A tiny frozen feature extractor like resnet_tl_head's: Conv + BN + ReLU, twice, and a
+    global average pool (ReduceMean over H, W)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, pad_mode="same")
+        self.bn1 = nn.BatchNorm2d(4)
+        self.conv2 = nn.Conv2d(4, 6, 3, stride=2, pad_mode="same")
+        self.bn2 = nn.BatchNorm2d(6)
+        self.relu = nn.ReLU()
+        self.mean = ops.ReduceMean(keep_dims=False)
+
+    def construct(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn2(self.conv2(x)))
+        return self.mean(x, (2, 3))
+
+
+class TransferNet(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.backbone = Backbone()
+        self.head = nn.Dense(6, 5)
+
+    def construct(self, x):
+        return self.head(self.backbone(x))
+
+
+class DepthwiseNet(nn.Cell):
+    """Conv + depthwise Conv (group = channels) + ReLU + AvgPool + Dropout(keep_prob 1) + Dense."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, pad_mode="valid")
+        self.dw = nn.Conv2d(4, 4, 3, pad_mode="same", group=4)
+        self.relu = nn.ReLU()
+        self.pool = nn.AvgPool2d(kernel_size=2, stride=2)
+        self.dropout = ops.Dropout(keep_prob=1.0)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Dense(4 * 3 * 3, 5)
+
+    def construct(self, x):
+        x = self.relu(self.dw(self.relu(self.conv(x))))
+        x, _ = self.dropout(self.pool(x))
+        return self.fc(self.flatten(x))
+
+
+# -- data ----------------------------------------------------------------------------------
+def class_batches(seed, shape, classes, dense=False, noise=1.0):
+    """Per-class prototypes plus noise: learnable, so the losses move. x float32; y int32
+    labels, or one-hot float32 with ``dense``."""
+    rng = np.random.default_rng(seed)
+    protos = rng.standard_normal((classes, *shape)).astype(np.float32)
+    y = rng.integers(0, classes, size=(N_BATCHES, BATCH)).astype(np.int32)
+    x = (protos[y] + noise * rng.standard_normal((N_BATCHES, BATCH, *shape))).astype(np.float32)
+    if dense:
+        return x, np.eye(classes, dtype=np.float32)[y]
+    return x, y
+
+
+# -- the runs ------------------------------------------------------------------------------
+SPARSE_MEAN = "SoftmaxCrossEntropyWithLogits(sparse=True, reduction='mean')"
+DENSE_NONE = "SoftmaxCrossEntropyWithLogits() (sparse=False, reduction='none')"
+
+
+def runs():
+    """name -> (net factory, loss, optimizer factory(params) + description, data, steps)."""
+    mlp_data = lambda: class_batches(11, (64,), 10)
+    cnn_data = lambda: class_batches(12, (3, 17, 17), 5)
+    img8 = lambda seed, dense=False: class_batches(seed, (3, 8, 8), 5, dense)
+    return {
+        "mlp_momentum": dict(
+            net=MLP, loss=SPARSE_MEAN, data=mlp_data, steps=20,
+            opt=lambda p: nn.Momentum(p, learning_rate=0.05, momentum=0.9),
+            opt_desc={"type": "nn.Momentum", "learning_rate": 0.05, "momentum": 0.9}),
+        "mlp_sgd": dict(
+            net=MLP, loss=SPARSE_MEAN, data=mlp_data, steps=20,
+            opt=lambda p: nn.SGD(p, learning_rate=0.05, momentum=0.9, dampening=0.1),
+            opt_desc={"type": "nn.SGD", "learning_rate": 0.05, "momentum": 0.9,
+                      "dampening": 0.1, "weight_decay": 0.0, "nesterov": False}),
+        "mlp_adam_nesterov_wd": dict(
+            net=MLP, loss=SPARSE_MEAN, data=mlp_data, steps=20,
+            opt=lambda p: nn.Adam(p, learning_rate=0.01, weight_decay=0.1, use_nesterov=True),
+            opt_desc={"type": "nn.Adam", "learning_rate": 0.01, "beta1": 0.9, "beta2": 0.999,
+                      "eps": 1e-8, "weight_decay": 0.1, "use_nesterov": True}),
+        "cnn_adam": dict(
+            net=SmallCNN, loss=SPARSE_MEAN, data=cnn_data, steps=16,
+            opt=lambda p: nn.Adam(p, learning_rate=0.01),
+            opt_desc={"type": "nn.Adam", "learning_rate": 0.01, "beta1": 0.9, "beta2": 0.999,
+                      "eps": 1e-8, "weight_decay": 0.0, "use_nesterov": False}),
+        "bn_momentum": dict(
+            net=BNNet, loss=SPARSE_MEAN, data=lambda: img8(13), steps=16,
+            opt=lambda p: nn.Momentum(p, learning_rate=0.05, momentum=0.9),
+            opt_desc={"type": "nn.Momentum", "learning_rate": 0.05, "momentum": 0.9}),
+        "transfer_head_sgd": dict(
+            net=TransferNet, loss=DENSE_NONE, data=lambda: img8(14, dense=True), steps=16,
+            trainable=lambda net: net.head.trainable_params(),
+            opt=lambda p: nn.SGD(p, learning_rate=0.005, momentum=0.9, dampening=0.01),
+            opt_desc={"type": "nn.SGD", "learning_rate": 0.005, "momentum": 0.9,
+                      "dampening": 0.01, "params": "head only"}),
+        "depthwise_avgpool_dropout": dict(
+            net=DepthwiseNet, loss=SPARSE_MEAN, data=lambda: img8(15), steps=16,
+            opt=lambda p: nn.Adam(p, learning_rate=0.01),
+            opt_desc={"type": "nn.Adam", "learning_rate": 0.01, "beta1": 0.9, "beta2": 0.999,
+                      "eps": 1e-8, "weight_decay": 0.0, "use_nesterov": False}),
+    }
+
+
+class OptimizerGrads(nn.Cell):
+    """The gradients the optimizer op receives: d(loss)/d(params) (sens = ones, as
+    TrainOneStepCell), then the optimizer's weight decay."""
+
+    def __init__(self, loss_net, optimizer):
+        super().__init__(auto_prefix=False)
+        self.loss_net = loss_net
+        self.optimizer = optimizer
+        self.weights = optimizer.parameters
+        self.grad = ops.GradOperation(get_by_list=True)
+
+    def construct(self, x, y):
+        grads = self.grad(self.loss_net, self.weights)(x, y)
+        return self.optimizer.decay_weight(grads)
+
+
+def snapshot(cell) -> dict[str, np.ndarray]:
+    return {p.name: p.asnumpy().copy() for p in cell.get_parameters()}
+
+
+def restore(cell, state) -> None:
+    for p in cell.get_parameters():
+        p.set_data(Tensor(state[p.name]))
+
+
+def record(name: str, spec: dict, out: Path) -> dict:
+    ms.set_seed(1)
+    np.random.seed(1)
+    net = spec["net"]()
+    sparse = spec["loss"] == SPARSE_MEAN
+    loss_fn = (nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean") if sparse
+               else nn.SoftmaxCrossEntropyWithLogits())
+    loss_net = nn.WithLossCell(net, loss_fn)
+    trainable = spec.get("trainable", lambda n: n.trainable_params())(net)
+    optimizer = spec["opt"](ParameterTuple(trainable))
+    train_net = nn.TrainOneStepCell(loss_net, optimizer)
+    train_net.set_train(True)
+    xs, ys = spec["data"]()
+
+    d = out / name
+    d.mkdir(parents=True, exist_ok=True)
+    init = snapshot(train_net)
+    ms.export(train_net, Tensor(xs[0]), Tensor(ys[0]), file_name=str(d / "train"),
+              file_format="MINDIR")
+
+    net.set_train(False)
+    logits = net(Tensor(xs[0])).asnumpy()
+    net.set_train(True)
+    grad_net = OptimizerGrads(loss_net, optimizer)
+    grad_net.set_train(True)
+    grads = grad_net(Tensor(xs[0]), Tensor(ys[0]))
+    grads = {p.name: g.asnumpy() for p, g in zip(optimizer.parameters, grads)}
+    restore(train_net, init)  # the gradient pass ran training-mode BatchNorm
+    assert all(np.array_equal(v, init[k]) for k, v in snapshot(train_net).items())
+
+    losses = []
+    for i in range(spec["steps"]):
+        loss = train_net(Tensor(xs[i % N_BATCHES]), Tensor(ys[i % N_BATCHES])).asnumpy()
+        losses.append(float(loss) if loss.ndim == 0 else [float(v) for v in loss])
+    final = snapshot(train_net)
+
+    np.save(d / "ref_x.npy", xs)
+    np.save(d / "ref_y.npy", ys)
+    np.savez(d / "init_train_state.npz", **init)
+    np.save(d / "init_logits_b0.npy", logits)
+    np.savez(d / "init_grads.npz", **grads)
+    np.savez(d / "final_train_state.npz", **final)
+    meta = {
+        "model": name,
+        "mindspore_version": ms.__version__,
+        "mode": "GRAPH_MODE",
+        "device_target": "CPU",
+        "net": (spec["net"].__doc__ or spec["net"].__name__).split("\n")[0],
+        "loss_fn": spec["loss"],
+        "optimizer": spec["opt_desc"],
+        "trainable": [p.name for p in optimizer.parameters],
+        "batch": BATCH,
+        "n_batches": N_BATCHES,
+        "schedule": "step i (0-based) uses batch i % n_batches of ref_x.npy / ref_y.npy",
+        "semantics": "loss[i] is the value TrainOneStepCell returns at step i, computed with "
+                     "the parameters before step i's update; final_train_state.npz holds every "
+                     "parameter after the last step",
+        "init_logits_b0": "net(batch 0) with set_train(False), initial parameters",
+        "init_grads": "GradOperation(get_by_list=True) of the loss net on batch 0 (sens = "
+                      "ones) then Optimizer.decay_weight: what the optimizer op receives",
+        "steps": spec["steps"],
+        "loss": losses,
+    }
+    (d / "run.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return meta
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("names", nargs="*", help="runs to record (default: all)")
+    args = ap.parse_args(argv)
+    ms.set_context(mode=ms.GRAPH_MODE)
+    ms.set_device("CPU")
+    table = runs()
+    for name in args.names or table:
+        if name not in table:
+            ap.error(f"unknown run {name!r}; known: {', '.join(table)}")
+        meta = record(name, table[name], args.out)
+        first, last = meta["loss"][0], meta["loss"][-1]
+        print(f"{name}: loss {np.mean(first):.5f} -> {np.mean(last):.5f}", flush=True)
+    size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
+    print(f"{args.out}: {size / 1e6:.2f} MB", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("GLOG_v", "3")
+    sys.exit(main())
