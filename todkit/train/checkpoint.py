@@ -10,6 +10,7 @@ NumPy's UTF-32 ``U`` arrays with type ``str`` and dims ``[0]``.
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import stat
@@ -165,15 +166,26 @@ def _parse(path: str) -> Checkpoint:
 
 def _to_value(tag: str, type_name: str, dims, content: bytes):
     if type_name == "str":
-        return str(np.frombuffer(content, f"<U{len(content) // 4}")[0])
+        if not content or len(content) % 4:
+            raise ValueError(f"parameter {tag!r}: a str value needs a whole number of UTF-32 "
+                             f"characters, got {len(content)} bytes")
+        try:
+            return content.decode("utf-32-le")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"parameter {tag!r}: the str value is not UTF-32") from e
     np_type = _NP_OF_TYPE.get(type_name)
     if np_type is None:
         raise ValueError(f"parameter {tag!r} has tensor_type {type_name!r}, which todkit cannot "
                          f"load (known: {sorted(_NP_OF_TYPE)} and 'str')")
     shape = () if list(dims) in ([], [0]) else tuple(int(d) for d in dims)
+    if any(d < 0 for d in shape):
+        raise ValueError(f"parameter {tag!r} has negative dims {list(shape)}")
+    count = math.prod(shape)  # Python ints: no int64 wrap-around for hostile dims
+    itemsize = np.dtype(np_type).itemsize
+    if len(content) != count * itemsize:
+        raise ValueError(f"parameter {tag!r}: {len(content)} bytes of {type_name} for shape "
+                         f"{list(shape)} (needs {count * itemsize})")
     arr = np.frombuffer(content, np.dtype(np_type).newbyteorder("<"))
-    if arr.size != int(np.prod(shape, dtype=np.int64)):
-        raise ValueError(f"parameter {tag!r}: {arr.size} values for shape {list(shape)}")
     return Parameter(Tensor(arr.reshape(shape).astype(np_type)), name=tag)
 
 
@@ -194,28 +206,41 @@ def load_checkpoint(ckpt_file_name, net=None, strict_load=False, filter_prefix=N
         raise ValueError(f"load_checkpoint: the checkpoint file {path} does not exist")
     specify, filt = _check_prefix(specify_prefix, "specify_prefix"), _check_prefix(
         filter_prefix, "filter_prefix")
+    if os.path.isdir(path):
+        raise ValueError(f"load_checkpoint: {path} is a directory, not a checkpoint file")
     values = list(_parse(path).value)
+    try:
+        out = _collect(values, specify, filt, choice_func)
+    except ValueError as e:
+        raise ValueError(f"{e}\nFor 'load_checkpoint', failed to load the checkpoint file "
+                         f"{path}.") from e
+    if not out:
+        raise ValueError(f"load_checkpoint: no parameter loaded from {path} (the file is empty, "
+                         "or every entry was filtered out)")
+    if net is not None:
+        load_param_into_net(net, out, strict_load)
+    return out
+
+
+def _collect(values, specify, filt, choice_func) -> dict:
     out: dict = {}
     chunks: list[bytes] = []
     for i, v in enumerate(values):
+        if not isinstance(v.tag, str):  # proto2 hands back bytes for a tag that is not UTF-8
+            raise ValueError(f"a parameter name is not UTF-8: {v.tag!r}")
         if (specify and not v.tag.startswith(specify)) or (filt and v.tag.startswith(filt)):
             continue
         if specify is None and filt is None and choice_func is not None and not choice_func(
                 v.tag):
             continue
         if v.WhichOneof("value") != "tensor":
-            raise NotImplementedError(f"load_checkpoint: {v.tag!r} is a MapParameter, which "
-                                      "todkit does not support")
+            raise ValueError(f"load_checkpoint: {v.tag!r} is a MapParameter, which "
+                             "todkit does not support")
         chunks.append(v.tensor.tensor_content)
         if i + 1 < len(values) and values[i + 1].tag == v.tag:
             continue  # a chunk of a large tensor: the next Value continues it
         out[v.tag] = _to_value(v.tag, v.tensor.tensor_type, v.tensor.dims, b"".join(chunks))
         chunks = []
-    if not out:
-        raise ValueError("load_checkpoint: the loaded parameter dict is empty after filter or "
-                         "specify")
-    if net is not None:
-        load_param_into_net(net, out, strict_load)
     return out
 
 
