@@ -74,7 +74,9 @@ EXPECTED = {
     "mindir_external_data_inside.mindir": (NS, "MINDIR external data is not supported"),
     "mindir_external_data_in_constant.mindir": (G, "node 'c' attribute 'value' keeps its data "
                                                    "at '../secret.bin', which leaves"),
-    # found by fuzz/fuzz_ms.py
+    # found by the fuzz harnesses (fuzz/)
+    "fuzz_mindir_parameter_name_twice.mindir": (G, "'backbone.block2.bn1.beta' is used twice"),
+    "fuzz_mindir_non_utf8_name.mindir": (G, "string field NodeProto.input is not valid UTF-8"),
     "fuzz_ms_biasaddgrad_without_inputs.ms": (G, "BiasAddGrad"),
 }
 # Findings in files this suite's owner does not own, reported to their owners; strict, so

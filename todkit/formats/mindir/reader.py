@@ -127,13 +127,24 @@ class _Reader:
             return prim.op_type, list(prim.attribute)
         return n.op_type, [a for a in n.attribute if a.name != "shape"]
 
+    def named(self, what: str, make, *args, **kwargs):
+        """``make(...)`` (which names a new IR value); a name the file uses twice is the
+        file's fault, reported as such rather than as the IR's ValueError."""
+        try:
+            return make(*args, **kwargs)
+        except ValueError as e:
+            if "used twice" not in str(e):
+                raise
+            raise GraphFileError(f"{self.path}: {what}: {e}") from None
+
     # -- whole graph -------------------------------------------------------------------
     def build(self) -> Graph:
         self.check_ops()
         for p in self.g.parameter:
             name = p.ref_key or self.short(p.name)
             data = tensor_to_numpy(p, f"{self.path}: parameter {name!r}")
-            self.env[p.name] = self.graph.add_const(name, data, param=True)
+            self.env[p.name] = self.named(f"parameter {name!r}", self.graph.add_const, name,
+                                          data, param=True)
         for vi in self.g.input:
             if vi.name in self.env:  # older exports list parameters as inputs too
                 continue
@@ -149,7 +160,8 @@ class _Reader:
                 raise GraphFileError(f"{self.path}: graph input {vi.name!r} of shape "
                                      f"{list(tt.shape)} would take {nbytes} bytes, over the "
                                      f"{MAX_INPUT_BYTES}-byte limit of a model tensor")
-            self.env[vi.name] = self.graph.add_input(self.short(vi.name), tt)
+            self.env[vi.name] = self.named(f"graph input {vi.name!r}", self.graph.add_input,
+                                           self.short(vi.name), tt)
         for n in self.g.node:
             self.visit(n)
         for vi in self.g.output:
@@ -228,8 +240,10 @@ class _Reader:
             attrs[attr.ir] = attr.read(self.constant(x, where, attr.ir))
         values = [self.tensor(x, where) for x in tensors]
         try:
-            node = emit(self.graph, op, values, attrs, name=name)
+            node = self.named(where, emit, self.graph, op, values, attrs, name=name)
         except TodkitError as e:
+            if str(e).startswith(self.path):
+                raise
             raise type(e)(f"{self.path}: {e}") from None
         shape = next((a for a in n.attribute if a.name == "shape"), None)
         self.check_outputs(node, spec, shape)

@@ -18,6 +18,7 @@ except Exception as e:
         f"runtime ({e}); install protobuf>=7.35.1 or run todkit/formats/mindir/regen.sh"
     ) from e
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
 
 AttrType = pb.AttributeProto.AttributeType
@@ -65,6 +66,10 @@ def parse_model(data: bytes, path: str) -> pb.ModelProto:
         raise GraphFileError(
             f"{path}: not a MINDIR file (protobuf DecodeError: {e}); encrypted MINDIR files "
             "are not supported") from None
+    bad_text = _first_non_utf8_string(model)
+    if bad_text:
+        raise GraphFileError(f"{path}: not a MINDIR file (string field {bad_text} is not valid "
+                             "UTF-8)")
     # Random bytes sometimes decode as a valid but meaningless message: demand a graph.
     if not model.HasField("graph") or not (model.graph.node or model.graph.output):
         raise GraphFileError(f"{path}: not a MINDIR file (no graph in the ModelProto)")
@@ -118,3 +123,21 @@ def _refuse_external_data(path: str, what: str, location: str):
                              "model's folder; refused")
     raise NotSupportedError(f"{path}: {what} keeps its data in an external file "
                             f"({location!r}); MINDIR external data is not supported")
+
+
+def _first_non_utf8_string(model: pb.ModelProto) -> str | None:
+    """The first string field holding invalid UTF-8, as ``Message.field``, or None.
+
+    proto2 does not validate strings, and the protobuf runtime hands such a field back as
+    bytes, which every name lookup downstream would trip over."""
+    stack = [model]
+    while stack:
+        msg = stack.pop()
+        for fd, value in msg.ListFields():
+            items = value if fd.is_repeated else [value]
+            if fd.type == FieldDescriptor.TYPE_STRING:
+                if any(not isinstance(v, str) for v in items):
+                    return f"{msg.DESCRIPTOR.name}.{fd.name}"
+            elif fd.type == FieldDescriptor.TYPE_MESSAGE:
+                stack.extend(items)
+    return None
