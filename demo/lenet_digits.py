@@ -146,6 +146,9 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     x_tr, x_te, y_tr, y_te = load_digits_32(args.seed)
     print(f"digits: {len(x_tr)} train / {len(x_te)} test images, 1x32x32")
+    # converter_lite makes the model's image input NHWC ([32, 32, 32, 1]), as MindSpore Lite's
+    # converter does: the device side feeds NHWC images
+    x_tr, x_te = (np.ascontiguousarray(a.transpose(0, 2, 3, 1)) for a in (x_tr, x_te))
 
     mindir_path = out / "lenet_tod.mindir"
     define_and_export(mindir_path, args.lr, args.seed)

@@ -73,12 +73,13 @@ def test_seed_trains_on_device(seed_files):
     model.build_from_file(str(seed_files / "my_net_tod.ms"), lite.ModelType.MINDIR_LITE,
                           lite.Context(), train_cfg=lite.TrainCfg())
     inputs = model.get_inputs()
-    assert [tuple(t.shape) for t in inputs] == [(32, 3, 224, 224), (32, 10)]
+    # the converter makes the 4-D input NHWC, as MindSpore Lite's converter does
+    assert [tuple(t.shape) for t in inputs] == [(32, 224, 224, 3), (32, 10)]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 3, 224, 224)).astype(np.float32)
     cls = (x[:, 0, :8, :8].mean(axis=(1, 2)) > 0).astype(int)  # a learnable rule
     label = np.eye(10, dtype=np.float32)[cls]
-    inputs[0].set_data_from_numpy(x)
+    inputs[0].set_data_from_numpy(np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
     inputs[1].set_data_from_numpy(label)
     model.set_train_mode(True)
     losses = []

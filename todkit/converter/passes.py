@@ -9,11 +9,6 @@ from __future__ import annotations
 from todkit.ir.graph import Graph, Node
 
 OPTIMIZERS = ("Adam", "ApplyMomentum", "SGD")
-# Ops whose non-parameter constant inputs the real converter stores as NHWC: the element-wise
-# arithmetic its format pass treats as layout-following (beta-power and weight-decay ``Mul``,
-# ``AssignAdd``). Constants read by any other op (optimizer hyper-parameters beta1/beta2/eps,
-# shape and size vectors) keep the exporter's default, NCHW.
-LAYOUT_FOLLOWING = ("Mul", "Add", "Sub", "RealDiv", "AssignAdd", "Assign")
 
 
 def drop_unobserved_global_step(graph: Graph) -> None:
@@ -119,33 +114,12 @@ def order_like_exporter(graph: Graph) -> None:
     graph.nodes = order
 
 
-def has_layout(graph: Graph) -> bool:
-    """True if any value is 4-D, i.e. the NHWC conversion would change shapes."""
-    return any(len(v.type.shape) == 4 for v in graph.values())
-
-
-def mark_formats_without_layout(graph: Graph) -> None:
-    """Tensor formats as the real converter stores them for a graph with no 4-D tensor.
-
-    The converter converts every graph to NHWC, and with nothing to transpose that is only a
-    label: inputs, activations, parameters and optimizer state are stored as NHWC (tiny_*
-    corpus files). Non-parameter constants are NHWC when an element-wise op reads them and
-    NCHW otherwise (``LAYOUT_FOLLOWING``). BiasAdd's ``format`` attribute follows (NHWC): for
-    2-D input both layouts add along the last axis, so the kernel is unchanged.
-    """
-    for v in graph.values():
-        v.format = "NHWC"
-    for c in graph.consts:
-        if not c.param and not any(u.op in LAYOUT_FOLLOWING for u in c.users):
-            c.format = "NCHW"
-    for n in graph.nodes:
-        if n.op == "BiasAdd" and all(len(v.type.shape) <= 2 for v in n.inputs):
-            n.attrs["data_format"] = "NHWC"
-
-
 def train_passes(graph: Graph) -> None:
+    from todkit.converter.formats import assign_formats
+    from todkit.converter.nhwc import to_nhwc
+
+    to_nhwc(graph)  # first: whether global_step stays depends on the weights' re-layout
     drop_unobserved_global_step(graph)
     name_tuple_outputs(graph)
     order_like_exporter(graph)
-    if not has_layout(graph):
-        mark_formats_without_layout(graph)
+    assign_formats(graph)

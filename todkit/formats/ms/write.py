@@ -28,6 +28,7 @@ NODE_TYPE_VALUE, NODE_TYPE_CNODE = 0, 2  # schema NodeType: ValueNode, (Paramete
 DEFAULT_VERSION = "MindSpore Lite 2.0.0"
 DEFAULT_SUBGRAPH = "subgraph_0_main_graph"
 FMK_TYPE_MINDIR = 3
+CONST_INPUT_NAMES = "ms_const_input_names"  # graph.attrs key set by the converter's passes
 
 
 def ms_path(output_file: str) -> str:
@@ -68,6 +69,8 @@ class _MetaGraphBuilder:
                  and v.name[len(CONST_NAME_PREFIX):].isdigit()]
         self.next_data = 0 if converter_consts else max(taken, default=-1) + 1
         self.produced = {id(v) for n in graph.nodes for v in n.outputs}
+        # (node name, input index) -> the name the converter gave that constant input
+        self.const_names: dict = graph.attrs.get(CONST_INPUT_NAMES, {})
 
     def tensor(self, v: Value) -> int:
         k = self.index.get(id(v))
@@ -91,13 +94,17 @@ class _MetaGraphBuilder:
             t["data"] = _le_bytes(np.asarray(v.data, dtype=v.type.dtype.np))
         return t
 
-    def const_input(self, values) -> int:
-        """A new ``Default/data-<n>`` int32 tensor (the converter's form of attr inputs)."""
+    def const_input(self, values, name: str | None = None, fmt: str = "NCHW") -> int:
+        """A new int32 tensor (the converter's form of attr inputs): ``Default/data-<n>``
+        unless the converter named it (the perms of the Transposes its NHWC pass inserts are
+        ``<transpose>_perm``, tagged with the format of the tensor they permute)."""
         arr = np.asarray(values, dtype=np.int32).reshape(-1)
-        name = f"{CONST_NAME_PREFIX}{self.next_data}"
-        self.next_data += 1
+        if name is None:
+            name = f"{CONST_NAME_PREFIX}{self.next_data}"
+            self.next_data += 1
         self.tensors.append({"nodeType": NODE_TYPE_VALUE, "dataType": 34, "dims": [arr.size],
-                             "format": 0, "name": name, "data": _le_bytes(arr)})
+                             "format": optable.fmt_code(fmt), "name": name,
+                             "data": _le_bytes(arr)})
         return len(self.tensors) - 1
 
     def node(self, n) -> dict:
@@ -106,7 +113,9 @@ class _MetaGraphBuilder:
         ins = [self.tensor(v) for v in n.inputs]
         for c in sorted(row.const_inputs, key=lambda c: c.index):
             val = n.attrs[c.attr]
-            ins.insert(c.index, self.const_input([val] if c.scalar else val))
+            name = self.const_names.get((n.name, c.index))
+            fmt = n.inputs[0].format if name is not None else "NCHW"
+            ins.insert(c.index, self.const_input([val] if c.scalar else val, name, fmt))
         attrs = dict(row.select)
         attrs.update(row.to_ms(n.attrs, n.inputs))
         return {"name": n.name, "primitive": {"value_type": schema.PRIMITIVE_TAG[row.ms],
