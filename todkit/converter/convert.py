@@ -31,6 +31,9 @@ def lite_passes(graph: Graph, train_model: bool) -> Graph:
         for n in dropouts:
             graph.replace_uses(n.outputs[0], n.inputs[0])
         graph.remove_nodes(dropouts)
+        # The NHWC conversion is not train-specific (lite-2.0/lenet_infer.ms: NHWC input,
+        # MaxPool-op1_post before the Flatten); the fusions it also makes are not done here.
+        passes.layout_passes(graph)
     else:
         passes.train_passes(graph)
     graph.prune_consts()

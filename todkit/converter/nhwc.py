@@ -73,8 +73,9 @@ def _needs_nchw(node: Node) -> bool:
 
 
 class _NhwcPass:
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, weight_posts: bool):
         self.g = graph
+        self.keep_weight_posts = weight_posts
         self.nhwc: set[int] = set()       # ids of 4-D activations held NHWC
         self.post: dict[int, Value] = {}  # id(NHWC value) -> its NCHW Transpose output
         self.khwc: set[int] = set()       # ids of weights converted to KHWC
@@ -109,8 +110,9 @@ class _NhwcPass:
                     if x.is_const and x.type.shape == oihw and id(x) not in self.khwc:
                         self.khwc.add(id(x))
                         _permute(x)
-        out = self.transpose(w, TO_NCHW, f"{w.name}_post_perm")
-        self.weight_posts.append(out.producer)
+        if self.keep_weight_posts:
+            out = self.transpose(w, TO_NCHW, f"{w.name}_post_perm")
+            self.weight_posts.append(out.producer)
 
     def run(self) -> None:
         g = self.g
@@ -188,7 +190,11 @@ class _NhwcPass:
                 self.redirect_if_needed(v)
 
 
-def to_nhwc(graph: Graph) -> None:
-    """Convert ``graph`` in place as the real converter does (module docstring)."""
+def to_nhwc(graph: Graph, weight_posts: bool = True) -> None:
+    """Convert ``graph`` in place as the real converter does (module docstring).
+
+    ``weight_posts=False`` for inference: there the converter removes the Load/UpdateState
+    plumbing right after import, so no ``<weight>_post_perm`` is left (lite-2.0/lenet_infer.ms).
+    """
     if any(len(v.type.shape) == 4 for v in graph.values()):
-        _NhwcPass(graph).run()
+        _NhwcPass(graph, weight_posts).run()

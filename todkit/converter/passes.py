@@ -114,6 +114,15 @@ def order_like_exporter(graph: Graph) -> None:
     graph.nodes = order
 
 
+def layout_passes(graph: Graph) -> None:
+    """The NHWC conversion and format tags of an inference graph."""
+    from todkit.converter.formats import assign_formats
+    from todkit.converter.nhwc import to_nhwc
+
+    to_nhwc(graph, weight_posts=False)
+    assign_formats(graph)
+
+
 def train_passes(graph: Graph) -> None:
     from todkit.converter.formats import assign_formats
     from todkit.converter.nhwc import to_nhwc
