@@ -427,6 +427,140 @@ ref("SigmoidCrossEntropyWithLogitsGrad")(lambda ins, a: [
     (0.5 * (1 + np.tanh(ins[0] / 2)) - ins[1]) * ins[2]])
 
 
+# -- join, cast, encodings, powers, GeLU ------------------------------------------------------
+@ref("Concat")
+def _concat(ins, a):
+    axis = a["axis"] % ins[0].ndim
+    rows = [np.moveaxis(t, axis, 0) for t in ins]
+    stacked = np.array([r for t in rows for r in t])  # one slab per index along the axis
+    return [np.moveaxis(stacked, 0, axis)]
+
+
+@ref("SplitWithSize")
+def _split_with_size(ins, a):
+    x, dim = ins[0], a["dim"]
+    edges = np.cumsum((0,) + tuple(a["split_size"]))
+    return [np.moveaxis(np.moveaxis(x, dim, 0)[edges[k]:edges[k + 1]], 0, dim)
+            for k in range(len(a["split_size"]))]
+
+
+_TYPE_IDS = {34: np.int32, 42: np.float16, 43: np.float32, 44: np.float64}
+ref("Cast")(lambda ins, a: [np.array([math.trunc(float(v)) if a["to"] == 34
+                                      else float(v) for v in ins[0].ravel()], _TYPE_IDS[a["to"]])
+                            .reshape(ins[0].shape)])
+
+
+@ref("OneHot")
+def _one_hot(ins, a):
+    idx, on, off = ins
+    depth, axis = a["depth"], a["axis"]
+    out = np.full(idx.shape + (depth,), off.item(), on.dtype)
+    for pos in np.ndindex(idx.shape):
+        if 0 <= idx[pos] < depth:
+            out[pos + (idx[pos],)] = on.item()
+    return [out if axis == -1 else np.moveaxis(out, -1, axis)]
+
+
+ref("Square")(lambda ins, a: [_pw(lambda v: v * v)(ins[0])])
+ref("Abs")(lambda ins, a: [_pw(abs)(ins[0])])
+ref("AbsGrad")(lambda ins, a: [ins[1] * _pw(lambda v: (v > 0) - (v < 0))(ins[0])])
+ref("Pow")(lambda ins, a: [np.vectorize(math.pow)(ins[0], ins[1]).astype(ins[0].dtype)])
+
+
+def _gelu_slope(v):
+    k = math.sqrt(2 / math.pi)
+    t = math.tanh(k * (v + 0.044715 * v ** 3))
+    return 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * k * (1 + 3 * 0.044715 * v * v)
+
+
+ref("GeLU")(lambda ins, a: [_pw(lambda v: 0.5 * v * (1 + math.tanh(
+    math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3))))(ins[0])])
+ref("GeLUGrad")(lambda ins, a: [ins[0] * _pw(_gelu_slope)(ins[1])])
+
+
+# -- losses with a reduction: one element at a time, then reduced ---------------------------
+def _reduce_as(values, a, like):
+    values = np.asarray(values, float).reshape(like.shape)
+    if a["reduction"] == "none":
+        return values.astype(like.dtype)
+    total = math.fsum(values.ravel())
+    return np.array(total / values.size if a["reduction"] == "mean" else total, like.dtype)
+
+
+def _spread_ref(dout, a, n):
+    if a["reduction"] == "none":
+        return dout.astype(float).ravel()
+    return np.full(n, float(dout) / (n if a["reduction"] == "mean" else 1))
+
+
+@ref("SmoothL1Loss")
+def _smooth_l1(ins, a):
+    b = a["beta"]
+    vals = [0.5 * (p - q) ** 2 / b if abs(p - q) < b else abs(p - q) - 0.5 * b
+            for p, q in zip(ins[0].ravel().tolist(), ins[1].ravel().tolist())]
+    return [_reduce_as(vals, a, ins[0])]
+
+
+@ref("SmoothL1LossGrad")
+def _smooth_l1_grad(ins, a):
+    x, y, dout = ins
+    d = _spread_ref(dout, a, x.size)
+    vals = [min(max((p - q) / a["beta"], -1.0), 1.0) * s
+            for p, q, s in zip(x.ravel().tolist(), y.ravel().tolist(), d)]
+    return [np.array(vals).reshape(x.shape).astype(x.dtype)]
+
+
+@ref("BinaryCrossEntropy")
+def _bce(ins, a):
+    def one(p, t, w):
+        return -w * (t * math.log(max(p, 1e-12)) + (1 - t) * math.log(max(1 - p, 1e-12)))
+    vals = [one(*v) for v in zip(*(t.ravel().tolist() for t in ins))]
+    return [_reduce_as(vals, a, ins[0])]
+
+
+@ref("BinaryCrossEntropyGrad")
+def _bce_grad(ins, a):
+    x, y, dout, w = ins
+    d = _spread_ref(dout, a, x.size)
+    vals = [wi * (p - t) / max(p * (1 - p), 1e-12) * s for p, t, wi, s in
+            zip(x.ravel().tolist(), y.ravel().tolist(), w.ravel().tolist(), d)]
+    return [np.array(vals).reshape(x.shape).astype(x.dtype)]
+
+
+@ref("NLLLoss")
+def _nll(ins, a):
+    logits, labels, w = ins
+    losses, total = [], 0.0
+    for i, t in enumerate(labels.tolist()):
+        if t == a["ignore_index"]:
+            losses.append(0.0)
+            continue
+        losses.append(-float(w[t]) * float(logits[i, t]))
+        total += float(w[t])
+    dt = logits.dtype
+    if a["reduction"] == "none":
+        loss = np.array(losses, dt)
+    else:
+        s = math.fsum(losses)
+        loss = np.array(s / total if a["reduction"] == "mean" else s, dt)
+    return [loss, np.array(total, dt)]
+
+
+@ref("NLLLossGrad")
+def _nll_grad(ins, a):
+    logits, dout, labels, w, total = ins
+    out = np.zeros_like(logits)
+    for i, t in enumerate(labels.tolist()):
+        if t == a["ignore_index"]:
+            continue
+        if a["reduction"] == "none":
+            scale = float(dout[i])
+        else:
+            scale = float(dout) / (float(total) if a["reduction"] == "mean" else 1)
+        out[i, t] = -float(w[t]) * scale
+    return [out]
+
+
 # -- NHWC: the same loops on NCHW copies (KHWC weights <-> OIHW) ------------------------------
 def _nchw(t):
     return np.ascontiguousarray(np.transpose(t, (0, 3, 1, 2)))
@@ -491,6 +625,16 @@ def _sgd(ins, a):
     p = p - lr * step
     dt = ins[0].dtype
     return [_DUMMY, p.astype(dt), accum.astype(dt), stat.astype(dt)]
+
+
+@ref("AdamWeightDecay")
+def _adam_weight_decay(ins, a):
+    p, m, v, lr, b1, b2, eps, decay, g = (np.asarray(t, np.float64) for t in ins)
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    p = p - lr * (m / (np.sqrt(v) + eps) + decay * p)
+    dt = ins[0].dtype
+    return [_DUMMY, p.astype(dt), m.astype(dt), v.astype(dt)]
 
 
 @ref("Assign")

@@ -265,6 +265,42 @@ CASES = [
     row("SigmoidCrossEntropyWithLogits", [F(3, 4), Unit(3, 4)], grad=(0,)),
     row("SigmoidCrossEntropyWithLogits", [Val([-800.0, 0.0, 800.0]), Val([1.0, 0.5, 0.0])]),
     row("SigmoidCrossEntropyWithLogitsGrad", [F(3, 4), Unit(3, 4), F(3, 4)]),
+    # join and split
+    row("Concat", [F(2, 3), F(2, 1), F(2, 2)], grad=(0, 1, 2), axis=1),
+    row("Concat", [F(1, 3), F(2, 3)], grad=(1,), axis=-2),
+    row("SplitWithSize", [F(2, 6)], grad=(0,), split_size=(4, 2), dim=1),
+    # casts and encodings (Cast's ``to`` is MindSpore's TypeId: 42 float16, 43 float32, 34 int32)
+    row("Cast", [F(3, 4)], grad=(0,), to=44),
+    row("Cast", [Val([-1.7, 0.2, 2.9])], to=34),
+    row("OneHot", [Val([1, 3, 0, 7], np.int32), Val(1.0), Val(0.0)], depth=4),
+    row("OneHot", [Val([[1, 2]], np.int32), Val(5.0), Val(-1.0)], depth=3, axis=0),
+    # squares, absolute values, powers
+    row("Square", [F(3, 4)], grad=(0,)),
+    row("Abs", [Away(3, 4)], grad=(0,)),
+    row("AbsGrad", [Val([-2.0, 0.0, 3.0]), F(3)]),
+    row("Pow", [Pos(3, 4), Val(2.0)], grad=(0,)),
+    row("Pow", [Pos(3, 4), F(3, 1)], grad=(0, 1)),
+    # GeLU (tanh approximation)
+    row("GeLU", [F(3, 4)], grad=(0,)),
+    row("GeLUGrad", [F(3, 4), F(3, 4), F(3, 4)]),
+    # losses with a reduction
+    row("SmoothL1Loss", [F(3, 4), F(3, 4)], grad=(0, 1)),
+    row("SmoothL1Loss", [F(3, 4), F(3, 4)], grad=(0,), beta=0.5, reduction="mean"),
+    row("SmoothL1Loss", [F(6), F(6)], grad=(0,), beta=2.0, reduction="sum"),
+    row("SmoothL1LossGrad", [F(3, 4), F(3, 4), F(3, 4)]),
+    row("SmoothL1LossGrad", [F(3, 4), F(3, 4), F()], reduction="mean"),
+    row("BinaryCrossEntropy", [Probs(3, 4), Probs(3, 4), Pos(3, 4)], grad=(0,)),
+    row("BinaryCrossEntropy", [Probs(2, 5), Probs(2, 5), Pos(2, 5)], grad=(0,),
+        reduction="none"),
+    row("BinaryCrossEntropy", [Val([0.0, 1.0, 0.5]), Val([1.0, 0.0, 0.5]), Val([1.0, 1.0, 1.0])],
+        reduction="sum"),
+    row("BinaryCrossEntropyGrad", [Probs(3, 4), Probs(3, 4), F(), Pos(3, 4)]),
+    row("NLLLoss", [F(4, 5), Labels(4, 5), Pos(5)], grad=(0,)),
+    row("NLLLoss", [F(4, 3), Val([0, 2, -100, 1], np.int32), Pos(3)], grad=(0,),
+        reduction="none"),
+    row("NLLLoss", [F(3, 3), Val([2, 1, 1], np.int32), Pos(3)], grad=(0,), reduction="sum",
+        ignore_index=1),
+    row("NLLLossGrad", [F(4, 3), F(), Val([0, 2, -100, 1], np.int32), Pos(3), Val(2.5)]),
     # optimizers and state updates
     row("Adam", [F(3, 4), F(3, 4), Pos(3, 4), *ADAM_HYPER, F(3, 4)]),
     row("Adam", [F(5), F(5), Pos(5), *ADAM_HYPER, F(5)], use_nesterov=True),
@@ -275,6 +311,8 @@ CASES = [
         dampening=0.1, weight_decay=0.01),
     row("SGD", [F(5), F(5), SCALAR, F(5), Val(0.9), Val([0.0])], nesterov=True),
     row("SGD", [F(5), F(5), SCALAR, F(5), Val(0.0), Val([1.0])], dampening=0.5),
+    row("AdamWeightDecay", [F(3, 4), F(3, 4), Pos(3, 4), Val(0.01), Val(0.9), Val(0.999),
+                            Val(1e-6), Val(0.05), F(3, 4)]),
     row("Assign", [F(3, 4), F(3, 4)]),
     row("Assign", [F(), F()]),
     row("AssignAdd", [Val([7], np.int32), Val([1], np.int32)]),
@@ -380,8 +418,17 @@ def test_every_op_has_rows_and_the_table_is_large():
 
 # -- every op travels through both file formats --------------------------------------------
 # Ops without a form in one of the formats, with the reason (empty today: every op has both).
-NO_MINDIR: dict[str, str] = {}
-NO_MS: dict[str, str] = {}
+NO_MINDIR: dict[str, str] = {
+    # MindSpore writes OneHot(indices, depth, on_value, off_value, axis): attribute-inputs
+    # between tensors, which OpSpec cannot place yet (tests/test_mindir_forms.py).
+    "OneHot": "attribute-inputs interleaved with tensor inputs",
+}
+NO_MS: dict[str, str] = {
+    # Lite has Abs (tag 1) and AbsGrad (tag 183); their rows wait until the .ms reader tests
+    # stop using Abs as their unsupported op (test_ms_format.py, hostile/ms_unsupported_ops.ms).
+    "Abs": "pending: other tests use Abs as the unsupported .ms op",
+    "AbsGrad": "pending: other tests use Abs as the unsupported .ms op",
+}
 
 
 def test_every_op_has_a_mindir_and_an_ms_mapping():

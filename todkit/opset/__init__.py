@@ -4,8 +4,11 @@
 from todkit.opset import (  # noqa: F401
     activation,
     conv,
+    convert,
     dropout,
+    join,
     loss,
+    loss_elementwise,
     math,
     nn,
     norm,

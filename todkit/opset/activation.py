@@ -189,3 +189,52 @@ class HSwishGrad(OpDef):
         dy, x = ins
         slope = np.where(x <= -3, 0, np.where(x >= 3, 1, (2 * x + 3) / 6)).astype(x.dtype)
         np.multiply(dy, slope, out=outs[0])
+
+
+# -- GeLU: nn.GELU()'s default (approximate=True) exports the GeLU primitive and GeLUGrad(dy,
+# x, y) (tests/fixtures/mindir_forms/gelu_tanh.mindir); approximate=False exports Erf arithmetic.
+_GELU_K = np.sqrt(2.0 / np.pi)
+_GELU_C = 0.044715
+
+
+def _gelu_tanh(x: np.ndarray) -> np.ndarray:
+    return np.tanh(x.dtype.type(_GELU_K) * (x + x.dtype.type(_GELU_C) * x * x * x))
+
+
+@op
+class GeLU(OpDef):
+    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the tanh approximation."""
+
+    infer = _same_as_input
+
+    def kernel(ins, outs, a, rt):
+        x = ins[0]
+        out = outs[0]
+        np.add(_gelu_tanh(x), 1, out=out)
+        out *= x
+        out *= x.dtype.type(0.5)
+
+    def grad(g, node, douts):
+        (x,) = node.inputs
+        if not g.wants(x):
+            return [None]
+        return [g.emit("GeLUGrad", [douts[0], x, node.outputs[0]])]
+
+
+@op
+class GeLUGrad(OpDef):
+    """dx = dy * d/dx GeLU(x) (inputs dy, x, y; y is unused, as in MindSpore's CPU kernel)."""
+
+    def infer(ins, a):
+        dy, x, y = ins
+        if not dy == x == y:
+            raise ValueError(f"inputs must share one type: {dy}, {x}, {y}")
+        return [x]
+
+    def kernel(ins, outs, a, rt):
+        dy, x, _ = ins
+        dt = x.dtype.type
+        t = _gelu_tanh(x)
+        inner = dt(_GELU_K) * (1 + dt(3 * _GELU_C) * x * x)
+        slope = dt(0.5) * (1 + t) + dt(0.5) * x * (1 - t * t) * inner
+        np.multiply(dy, slope, out=outs[0])

@@ -45,7 +45,9 @@ def interpret(graph: Graph, feeds: dict[Value, np.ndarray], rt: RunContext | Non
     for node in graph.nodes:
         ins = [env[id(v)] for v in node.inputs]
         outs = [np.empty(v.type.shape, v.type.dtype.np) for v in node.outputs]
-        run_node_kernel(node, ins, outs, rt)
+        # Scratch the kernel declares: fresh here (the device runtime plans it in its arena).
+        ws = get_op(node.op).workspace_types([v.type for v in node.inputs], node.attrs)
+        run_node_kernel(node, ins, outs + [np.empty(t.shape, t.dtype.np) for t in ws], rt)
         for v, a in zip(node.outputs, outs):
             env[id(v)] = a
     return [env[id(v)] for v in (outputs if outputs is not None else graph.outputs)]

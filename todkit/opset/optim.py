@@ -1,4 +1,5 @@
-"""Optimizer and state-update ops: Adam, ApplyMomentum, SGD, Assign, AssignAdd.
+"""Optimizer and state-update ops: Adam, ApplyMomentum, SGD, Assign, AssignAdd,
+AdamWeightDecay.
 
 They update their state inputs in place (``mutates``) and run in node-list order. The
 arithmetic follows MindSpore's CPU / MindSpore Lite kernels (nnacl ``DoAdam``,
@@ -213,3 +214,44 @@ class AssignAdd(OpDef):
         ref, value = ins
         ref += value.reshape(ref.shape) if value.size == ref.size else value
         np.copyto(outs[0], ref)
+
+
+@op
+class AdamWeightDecay(OpDef):
+    """Inputs: param, m, v, lr, beta1, beta2, eps, decay, grad (MindSpore 2.10's nn.
+    AdamWeightDecay exports this primitive: tests/fixtures/mindir_forms/adam_weight_decay.mindir).
+    No bias correction: ``p -= lr * (m / (sqrt(v) + eps) + decay * p)``, as MindSpore's CPU
+    kernel and Lite 2.7's AdamWeightDecay kernel compute it."""
+
+    attrs = {"use_locking": False}
+    mutates = (0, 1, 2)
+    side_effect = True
+
+    def infer(ins, a):
+        if len(ins) != 9:
+            raise ValueError(f"AdamWeightDecay takes 9 inputs, got {len(ins)}")
+        p, m, v, lr, b1, b2, eps, decay, g = ins
+        _check_like(p, {"m": m, "v": v, "grad": g})
+        _check_scalars(p, {"lr": lr, "beta1": b1, "beta2": b2, "eps": eps, "decay": decay})
+        return [_DUMMY]
+
+    def kernel(ins, outs, a, rt):
+        p, m, v, lr, b1, b2, eps, decay, g = ins
+        m, v, g = (_like(t, p.shape) for t in (m, v, g))
+        dt = p.dtype
+        one = dt.type(1)
+        lr, b1, b2, eps, decay = (_scalar(s, dt) for s in (lr, b1, b2, eps, decay))
+        tmp = np.subtract(g, m)  # m += (g - m) * (1 - b1)
+        tmp *= one - b1
+        m += tmp
+        np.multiply(g, g, out=tmp)  # v += (g*g - v) * (1 - b2)
+        tmp -= v
+        tmp *= one - b2
+        v += tmp
+        np.sqrt(v, out=tmp)
+        tmp += eps
+        np.divide(m, tmp, out=tmp)
+        tmp += decay * p
+        tmp *= lr
+        p -= tmp
+        outs[0].fill(0)

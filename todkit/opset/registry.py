@@ -12,6 +12,14 @@ Conventions every op follows:
 - ``grad(g, node, douts) -> list[Value | None]``: emits backward IR nodes through ``g``
   (``g.emit``, ``g.const``), one entry per input (None = no gradient). The autodiff driver
   checks the arity and sums gradients that reach a value twice.
+- ``workspace(in_types, attrs) -> list[TensorType]`` (optional): scratch arrays the kernel
+  needs, passed as extra ``outs`` after the real outputs. The device runtime plans them in
+  its arena (live at the node's step only); the reference interpreter allocates them fresh.
+  A kernel called with fewer ``outs`` (the front end's eager path) allocates its own.
+- ``alias = {k: j}`` (optional): output ``k`` may be a view of input ``j`` (same bytes, new
+  shape: Reshape, Flatten, ExpandDims, Squeeze). The device runtime binds the output as a
+  reshaped view of the input, extends the input's lifetime over the view's readers and does
+  not call the kernel; the interpreter ignores it and calls the kernel (a copy).
 """
 
 from __future__ import annotations
@@ -32,9 +40,12 @@ class OpDef:
     mutates: tuple[int, ...] = ()
     # Ops with a side effect are kept by dead-code removal even if nothing reads them.
     side_effect: bool = False
+    # Output index -> input index it may alias (a view: no copy, no arena bytes of its own).
+    alias: dict[int, int] = {}
     infer: Callable = None  # type: ignore[assignment]
     kernel: Callable = None  # type: ignore[assignment]
     grad: Callable | None = None
+    workspace: Callable | None = None  # (in_types, attrs) -> list[TensorType] of scratch
 
     @classmethod
     def complete_attrs(cls, attrs: dict[str, Any], where: str = "") -> dict[str, Any]:
@@ -50,6 +61,11 @@ class OpDef:
             else:
                 out[k] = default
         return out
+
+    @classmethod
+    def workspace_types(cls, in_types, attrs) -> list:
+        """The scratch arrays this op's kernel takes after its outputs (none by default)."""
+        return [] if cls.workspace is None else list(cls.workspace(in_types, attrs))
 
     @classmethod
     def infer_types(cls, in_types, attrs, where: str = ""):
@@ -68,7 +84,7 @@ OPS: dict[str, type[OpDef]] = {}
 def op(cls: type[OpDef]) -> type[OpDef]:
     """Register an OpDef under its class name (or ``name``); the class keeps its name."""
     cls.name = cls.__dict__.get("name") or cls.__name__
-    for fn in ("infer", "kernel", "grad"):
+    for fn in ("infer", "kernel", "grad", "workspace"):
         f = cls.__dict__.get(fn)
         if f is not None and not isinstance(f, staticmethod):
             setattr(cls, fn, staticmethod(f))

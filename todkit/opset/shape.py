@@ -20,6 +20,7 @@ def _reshape_back(g, node, douts):
 @op
 class Reshape(OpDef):
     attrs = {"shape": REQUIRED}
+    alias = {0: 0}  # the device runtime binds y as a view of x (no copy)
 
     def infer(ins, a):
         (x,) = ins
@@ -48,6 +49,8 @@ class Reshape(OpDef):
 class Flatten(OpDef):
     """(N, ...) -> (N, prod(...))."""
 
+    alias = {0: 0}
+
     def infer(ins, a):
         (x,) = ins
         if len(x.shape) < 1:
@@ -63,6 +66,7 @@ class Flatten(OpDef):
 @op
 class ExpandDims(OpDef):
     attrs = {"axis": REQUIRED}
+    alias = {0: 0}
 
     def infer(ins, a):
         (x,) = ins
@@ -108,6 +112,7 @@ class Squeeze(OpDef):
     """Removes the listed size-1 axes (every size-1 axis when ``axis`` is empty)."""
 
     attrs = {"axis": ()}
+    alias = {0: 0}
 
     def infer(ins, a):
         (x,) = ins

@@ -1,4 +1,5 @@
-"""Element-wise math: Sqrt (+SqrtGrad), Exp, Log, Maximum / Minimum (+ their Grad ops).
+"""Element-wise math: Sqrt (+SqrtGrad), Exp, Log, Maximum / Minimum (+ their Grad ops),
+Square, Abs (+AbsGrad), Pow.
 
 Gradient forms are MindSpore's bprops: Sqrt -> SqrtGrad(y, dy) = dy / (2y); Exp -> dy * y;
 Log -> dy / x; Maximum / Minimum -> MaximumGrad / MinimumGrad(x, y, dy) -> (dx, dy), which
@@ -142,3 +143,72 @@ class MinimumGrad(OpDef):
     attrs = {"grad_x": True, "grad_y": True}
     infer = _extreme_grad_infer
     kernel = _extreme_grad_kernel(lambda x, y: np.less_equal(x, y))
+
+
+# -- Square / Abs (MSELoss, L1Loss) and Pow -----------------------------------------------
+@op
+class Square(OpDef):
+    infer = _float_like
+
+    def kernel(ins, outs, a, rt):
+        np.multiply(ins[0], ins[0], out=outs[0])
+
+    def grad(g, node, douts):
+        # MindSpore 2.10 emits PowTensorScalar(x, 1) * 2 (Muls), which Lite lacks; the same
+        # numbers in ops it has: dout * (x * 2).
+        (x,) = node.inputs
+        if not g.wants(x):
+            return [None]
+        two = g.const(np.array(2, x.type.dtype.np), name="Default/two")
+        return [g.emit("Mul", [douts[0], g.emit("Mul", [x, two])])]
+
+
+@op
+class Abs(OpDef):
+    infer = _float_like
+
+    def kernel(ins, outs, a, rt):
+        np.abs(ins[0], out=outs[0])
+
+    def grad(g, node, douts):
+        # MindSpore 2.10 emits Sign(x) * dout; Lite has no Sign but an AbsGrad kernel.
+        (x,) = node.inputs
+        return [g.emit("AbsGrad", [x, douts[0]]) if g.wants(x) else None]
+
+
+@op
+class AbsGrad(OpDef):
+    """dx = dout * sign(x) (inputs x, dout; 0 where x == 0)."""
+
+    infer = _pair_of_same
+
+    def kernel(ins, outs, a, rt):
+        x, dout = ins
+        np.sign(x, out=outs[0])
+        outs[0] *= dout
+
+
+@op
+class Pow(OpDef):
+    """x ** y with NumPy broadcasting (MindSpore's Pow: both operands tensors)."""
+
+    def infer(ins, a):
+        return _broadcast_type(ins)
+
+    def kernel(ins, outs, a, rt):
+        np.power(ins[0], ins[1], out=outs[0])
+
+    def grad(g, node, douts):
+        # MindSpore's bprop: dx = dout * y * x^(y-1), dy = dout * x^y * log(x) (its 2.10
+        # export adds Select guards for x == 0, which Lite has no kernels for).
+        x, y = node.inputs
+        (dz,), z = douts, node.outputs[0]
+        dx = dy = None
+        if g.wants(x):
+            one = g.const(np.array(1, y.type.dtype.np), name="Default/one")
+            slope = g.emit("Mul", [y, g.emit("Pow", [x, g.emit("Sub", [y, one])])])
+            dx = sum_to_shape(g, g.emit("Mul", [dz, slope]), x.type.shape)
+        if g.wants(y):
+            dy = g.emit("Mul", [dz, g.emit("Mul", [z, g.emit("Log", [x])])])
+            dy = sum_to_shape(g, dy, y.type.shape)
+        return [dx, dy]

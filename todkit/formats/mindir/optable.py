@@ -58,6 +58,10 @@ KINDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "hw4": (_hw, lambda v: (1, 1) + _hw(v)),        # (h, w) in the IR, (1, 1, h, w) in files
     "hw": (_hw, _hw),
     # mindapi PadMode enum (PAD 0, SAME 1, VALID 2) as attribute-input ints (AvgPool in 2.x)
+    # mindapi Reduction enum (REDUCTION_SUM 0, MEAN 1, NONE 2) as attribute-input ints
+    "reduction": (lambda v: {0: "sum", 1: "mean", 2: "none"}[int(v)] if not isinstance(v, str)
+                  else v.lower(),
+                  lambda v: {"sum": 0, "mean": 1, "none": 2}[str(v).lower()]),
     "padenum": (lambda v: {0: "pad", 1: "same", 2: "valid"}[int(v)] if not isinstance(v, str)
                 else v.lower(),
                 lambda v: {"pad": 0, "same": 1, "valid": 2}[str(v).lower()]),
@@ -174,7 +178,10 @@ _SPECS = [
     OpSpec("HSigmoid", inputs=1), OpSpec("HSigmoidGrad", inputs=2),
     OpSpec("HSwish", inputs=1), OpSpec("HSwishGrad", inputs=2),
     OpSpec("Sqrt", inputs=1), OpSpec("SqrtGrad", inputs=2),
-    OpSpec("Exp", inputs=1), OpSpec("Log", inputs=1),
+    OpSpec("Exp", inputs=1),
+    # 2.10 writes Log's (unused) exp/log-family attributes: tests/fixtures/mindir_forms.
+    OpSpec("Log", inputs=1,
+           extra={"base": -1.0, "scale": 1.0, "shift": 0.0, "cust_aicpu": "Log"}),
     OpSpec("Maximum", inputs=2), OpSpec("Minimum", inputs=2),
     OpSpec("MaximumGrad", function=False, inputs=3, tuple_output=True,
            attrs=(Attr("grad_x", _BOOL), Attr("grad_y", _BOOL))),
@@ -243,6 +250,27 @@ _SPECS = [
            extra={**_SIDE_EFFECT, **_names(("parameters", "gradient", "learning_rate", "accum",
                                             "momentum", "stat"))},
            file_outputs=_first_inputs(1)),
+    # -- checked on MindSpore 2.10 exports (tests/fixtures/mindir_forms) -------------------
+    OpSpec("Concat", tuple_input=True, attr_inputs=(Attr("axis", "int"),)),
+    OpSpec("SplitWithSize", inputs=1, tuple_output=True,
+           attr_inputs=(Attr("split_size", "ints"), Attr("dim", "int"))),
+    OpSpec("Cast", inputs=1, attr_inputs=(Attr("to", "int"),)),
+    OpSpec("Pow", inputs=2),
+    OpSpec("GeLU", inputs=1), OpSpec("GeLUGrad", inputs=3),
+    OpSpec("SmoothL1Loss", inputs=2,
+           attr_inputs=(Attr("beta", "float"), Attr("reduction", "reduction"))),
+    OpSpec("SmoothL1LossGrad", inputs=3,
+           attr_inputs=(Attr("beta", "float"), Attr("reduction", "reduction"))),
+    OpSpec("BinaryCrossEntropy", inputs=3, attr_inputs=(Attr("reduction", "reduction"),)),
+    OpSpec("BinaryCrossEntropyGrad", inputs=4, attr_inputs=(Attr("reduction", "reduction"),)),
+    OpSpec("NLLLoss", inputs=3, tuple_output=True,
+           attr_inputs=(Attr("reduction", "reduction"), Attr("ignore_index", "int"))),
+    OpSpec("NLLLossGrad", inputs=5,
+           attr_inputs=(Attr("reduction", "reduction"), Attr("ignore_index", "int"))),
+    OpSpec("AdamWeightDecay", inputs=9, attr_inputs=(Attr("use_locking", _BOOL),),
+           extra=dict(_SIDE_EFFECT), file_outputs=_first_inputs(3), tuple_output=True),
+    # Not checked (MSELoss / L1Loss in 2.10 export PowTensorScalar / Sign gradients instead).
+    OpSpec("Square", inputs=1), OpSpec("Abs", inputs=1), OpSpec("AbsGrad", inputs=2),
     OpSpec("Assign", inputs=2, extra=dict(_SIDE_EFFECT)),
     OpSpec("AssignAdd", inputs=2, extra=dict(_SIDE_EFFECT), instance_name="assignadd"),
 ]

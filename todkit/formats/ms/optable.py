@@ -167,6 +167,26 @@ def _same(*names: str):
     return to_ir, to_ms
 
 
+# Lite's Reduction enum (REDUCTION_SUM 0, MEAN 1, NONE 2) <-> the IR's reduction strings.
+_REDUCTION_NAMES = {0: "sum", 1: "mean", 2: "none"}
+
+
+def _reduction_to_ir(ms: dict, ins) -> dict:
+    return {"reduction": _REDUCTION_NAMES[int(ms["reduction"])]}
+
+
+def _reduction_to_ms(a: dict, ins) -> dict:
+    return {"reduction": {v: k for k, v in _REDUCTION_NAMES.items()}[a["reduction"]]}
+
+
+def _smooth_l1_to_ms(a: dict, ins) -> dict:
+    # Lite's SmoothL1Loss kernels are element-wise: a reduced form has no .ms spelling.
+    if a["reduction"] != "none":
+        raise ValueError(f"SmoothL1Loss reduction {a['reduction']!r} has no Lite form; "
+                         "reduce the 'none' loss with ReduceMean / ReduceSum")
+    return {"beta": a["beta"]}
+
+
 @dataclass(frozen=True)
 class ConstInput:
     """An IR attribute the file passes as a constant int32 input at ``index``."""
@@ -281,6 +301,35 @@ ROWS: tuple[Row, ...] = (
         lambda a, ins: {"axis": list(a["axis"])}),
     Row("SigmoidCrossEntropyWithLogits", "SigmoidCrossEntropyWithLogits"),
     Row("SigmoidCrossEntropyWithLogitsGrad", "SigmoidCrossEntropyWithLogitsGrad"),
+    Row("Concat", "Concat", lambda ms, ins: {"axis": int(ms["axis"])},
+        lambda a, ins: {"axis": int(a["axis"])}),
+    Row("SplitWithSize", "Split",
+        lambda ms, ins: {"split_size": _ints(ms["size_splits"]), "dim": int(ms["axis"])},
+        lambda a, ins: {"output_num": len(a["split_size"]), "size_splits": list(a["split_size"]),
+                        "axis": int(a["dim"])}),
+    # Cast's target TypeId and OneHot's depth are constant int32 inputs in Lite.
+    Row("Cast", "Cast", const_inputs=(ConstInput(1, "to", scalar=True),)),
+    Row("OneHot", "OneHot", lambda ms, ins: {"axis": int(ms["axis"])},
+        lambda a, ins: {"axis": int(a["axis"])},
+        const_inputs=(ConstInput(1, "depth", scalar=True),)),
+    Row("Pow", "PowFusion", select={"scale": 1.0, "shift": 0.0}),
+    Row("Square", "Square"),
+    # Abs / AbsGrad (tags 1, 183) wait until tests/test_ms_format.py and the hostile fixture
+    # ms_unsupported_ops.ms stop using Abs as their example of an unsupported op.
+    Row("GeLU", "Activation", select={"activation_type": ACT["GELU"], "approximate": True},
+        to_ms=lambda a, ins: {"activation_type": ACT["GELU"], "approximate": True}),
+    _act("GeLUGrad", "ActivationGrad", "GELU"),
+    Row("SmoothL1Loss", "SmoothL1Loss",
+        lambda ms, ins: {"beta": float(ms["beta"]), "reduction": "none"}, _smooth_l1_to_ms),
+    Row("SmoothL1LossGrad", "SmoothL1LossGrad",
+        lambda ms, ins: {"beta": float(ms["beta"]), "reduction": "none"}, _smooth_l1_to_ms),
+    Row("BinaryCrossEntropy", "BinaryCrossEntropy", _reduction_to_ir, _reduction_to_ms),
+    Row("BinaryCrossEntropyGrad", "BinaryCrossEntropyGrad", _reduction_to_ir, _reduction_to_ms),
+    # Lite's NLLLoss has no ignore_index: files give the default (-100).
+    Row("NLLLoss", "NLLLoss", _reduction_to_ir, _reduction_to_ms),
+    Row("NLLLossGrad", "NLLLossGrad", _reduction_to_ir, _reduction_to_ms),
+    # Tag 220 of the 2.7 schema: Lite 2.0 runtimes cannot load it (docs/OPS.md).
+    Row("AdamWeightDecay", "AdamWeightDecay", *_same("use_locking")),
 )
 
 BY_IR: dict[str, Row] = {r.ir: r for r in ROWS if r.write}
