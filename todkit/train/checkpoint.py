@@ -18,10 +18,18 @@ from collections import OrderedDict
 
 import numpy as np
 
+from todkit.core.errors import GraphFileError
+from todkit.core.fileio import atomic_write
 from todkit.frontend.cell import Cell
 from todkit.frontend.parameter import Parameter
 from todkit.frontend.tensor import Tensor
 from todkit.train.checkpoint_pb2 import Checkpoint
+
+
+class CheckpointError(GraphFileError, ValueError):
+    """A checkpoint that cannot be read. A ``ValueError`` as MindSpore raises, and a todkit
+    ``GraphFileError`` (code -200) naming the file."""
+
 
 # MindSpore's tensor_type strings (str(mstype.X)) and the NumPy types they hold.
 _NP_OF_TYPE = {"Int8": np.int8, "UInt8": np.uint8, "Int16": np.int16, "UInt16": np.uint16,
@@ -131,12 +139,9 @@ def save_checkpoint(save_obj, ckpt_file_name, integrated_save=True, async_save=F
     entries = OrderedDict(_entries(save_obj, choice_func))
     entries.update(_append_entries(append_dict))
     blobs = [b for name, data in entries.items() for b in _records(name, data)]
-    if os.path.exists(path):
-        os.chmod(path, stat.S_IWUSR)
-        os.remove(path)
-    with open(path, "wb") as f:
-        for b in blobs:
-            f.write(b)
+    # Crash-safe: the old checkpoint stays whole until the new one is complete (the rename
+    # replaces a read-only file too, as it needs only the folder to be writable).
+    atomic_write(path, b"".join(blobs))
     os.chmod(path, stat.S_IRUSR)
     return path
 
@@ -159,32 +164,32 @@ def _parse(path: str) -> Checkpoint:
         with open(path, "rb") as f:
             msg.ParseFromString(f.read())
     except Exception as e:
-        raise ValueError(f"Failed to read the checkpoint file {path}: not a MindSpore checkpoint "
-                         f"({type(e).__name__}: {e})") from e
+        raise CheckpointError(f"Failed to read the checkpoint file {path}: not a MindSpore "
+                              f"checkpoint ({type(e).__name__}: {e})") from e
     return msg
 
 
 def _to_value(tag: str, type_name: str, dims, content: bytes):
     if type_name == "str":
         if not content or len(content) % 4:
-            raise ValueError(f"parameter {tag!r}: a str value needs a whole number of UTF-32 "
-                             f"characters, got {len(content)} bytes")
+            raise CheckpointError(f"parameter {tag!r}: a str value needs a whole number of UTF-32 "
+                                  f"characters, got {len(content)} bytes")
         try:
             return content.decode("utf-32-le")
         except UnicodeDecodeError as e:
-            raise ValueError(f"parameter {tag!r}: the str value is not UTF-32") from e
+            raise CheckpointError(f"parameter {tag!r}: the str value is not UTF-32") from e
     np_type = _NP_OF_TYPE.get(type_name)
     if np_type is None:
-        raise ValueError(f"parameter {tag!r} has tensor_type {type_name!r}, which todkit cannot "
-                         f"load (known: {sorted(_NP_OF_TYPE)} and 'str')")
+        raise CheckpointError(f"parameter {tag!r} has tensor_type {type_name!r}, which todkit "
+                              f"cannot load (known: {sorted(_NP_OF_TYPE)} and 'str')")
     shape = () if list(dims) in ([], [0]) else tuple(int(d) for d in dims)
     if any(d < 0 for d in shape):
-        raise ValueError(f"parameter {tag!r} has negative dims {list(shape)}")
+        raise CheckpointError(f"parameter {tag!r} has negative dims {list(shape)}")
     count = math.prod(shape)  # Python ints: no int64 wrap-around for hostile dims
     itemsize = np.dtype(np_type).itemsize
     if len(content) != count * itemsize:
-        raise ValueError(f"parameter {tag!r}: {len(content)} bytes of {type_name} for shape "
-                         f"{list(shape)} (needs {count * itemsize})")
+        raise CheckpointError(f"parameter {tag!r}: {len(content)} bytes of {type_name} for shape "
+                              f"{list(shape)} (needs {count * itemsize})")
     arr = np.frombuffer(content, np.dtype(np_type).newbyteorder("<"))
     return Parameter(Tensor(arr.reshape(shape).astype(np_type)), name=tag)
 
@@ -199,24 +204,24 @@ def load_checkpoint(ckpt_file_name, net=None, strict_load=False, filter_prefix=N
         raise TypeError(f"load_checkpoint: ckpt_file_name must be a str, got "
                         f"{type(ckpt_file_name).__name__}")
     if not ckpt_file_name.endswith(".ckpt"):
-        raise ValueError("load_checkpoint: the checkpoint file should end with '.ckpt', got "
-                         f"{ckpt_file_name!r}")
+        raise CheckpointError("load_checkpoint: the checkpoint file should end with '.ckpt', got "
+                              f"{ckpt_file_name!r}")
     path = os.path.abspath(ckpt_file_name)
     if not os.path.exists(path):
-        raise ValueError(f"load_checkpoint: the checkpoint file {path} does not exist")
+        raise CheckpointError(f"load_checkpoint: the checkpoint file {path} does not exist")
     specify, filt = _check_prefix(specify_prefix, "specify_prefix"), _check_prefix(
         filter_prefix, "filter_prefix")
     if os.path.isdir(path):
-        raise ValueError(f"load_checkpoint: {path} is a directory, not a checkpoint file")
+        raise CheckpointError(f"load_checkpoint: {path} is a directory, not a checkpoint file")
     values = list(_parse(path).value)
     try:
         out = _collect(values, specify, filt, choice_func)
     except ValueError as e:
-        raise ValueError(f"{e}\nFor 'load_checkpoint', failed to load the checkpoint file "
-                         f"{path}.") from e
+        raise CheckpointError(f"{e}\nFor 'load_checkpoint', failed to load the checkpoint file "
+                              f"{path}.") from e
     if not out:
-        raise ValueError(f"load_checkpoint: no parameter loaded from {path} (the file is empty, "
-                         "or every entry was filtered out)")
+        raise CheckpointError(f"load_checkpoint: no parameter loaded from {path} (the file is "
+                              "empty, or every entry was filtered out)")
     if net is not None:
         load_param_into_net(net, out, strict_load)
     return out
@@ -227,15 +232,15 @@ def _collect(values, specify, filt, choice_func) -> dict:
     chunks: list[bytes] = []
     for i, v in enumerate(values):
         if not isinstance(v.tag, str):  # proto2 hands back bytes for a tag that is not UTF-8
-            raise ValueError(f"a parameter name is not UTF-8: {v.tag!r}")
+            raise CheckpointError(f"a parameter name is not UTF-8: {v.tag!r}")
         if (specify and not v.tag.startswith(specify)) or (filt and v.tag.startswith(filt)):
             continue
         if specify is None and filt is None and choice_func is not None and not choice_func(
                 v.tag):
             continue
         if v.WhichOneof("value") != "tensor":
-            raise ValueError(f"load_checkpoint: {v.tag!r} is a MapParameter, which "
-                             "todkit does not support")
+            raise CheckpointError(f"load_checkpoint: {v.tag!r} is a MapParameter, which "
+                                  "todkit does not support")
         chunks.append(v.tensor.tensor_content)
         if i + 1 < len(values) and values[i + 1].tag == v.tag:
             continue  # a chunk of a large tensor: the next Value continues it
