@@ -96,3 +96,130 @@ def test_random_graphs_run_like_the_interpreter(g, seed):
     want = interpret(g, feeds)
     for v, w in zip(g.outputs, want):
         np.testing.assert_array_equal(s.eval.array(v), w)
+
+
+# -- views (ops' ``alias``) and kernel workspaces ----------------------------------------------
+def live_ranges(ex, keep_alive=()):
+    """Per value the executor binds (planned, aliased, workspace): its array and the steps it
+    must hold its bytes, computed from the graph alone (not from the planner)."""
+    from todkit.opset.registry import get_op
+
+    n = len(ex.nodes)
+    rng = {}
+    arrays = {}
+    for step, node in enumerate(ex.nodes):
+        for v in node.inputs:
+            if id(v) in rng:
+                rng[id(v)][1] = step
+        for v in node.outputs:
+            rng[id(v)] = [step, step]
+            arrays[id(v)] = ex.views[id(v)]
+        k_out = len(node.outputs)
+        for k, ws in enumerate(ex.bound[step][2][k_out:]):
+            key = ("ws", step, k)
+            rng[key] = [step, step]
+            arrays[key] = ws
+        assert len(ex.bound[step][2]) - k_out == len(
+            get_op(node.op).workspace_types([v.type for v in node.inputs], node.attrs))
+    for v in keep_alive:
+        if id(v) in rng:
+            rng[id(v)][1] = n - 1
+    return rng, arrays
+
+
+def check_no_live_overlap(ex, keep_alive=()):
+    """Two values live at once share no byte unless one is a declared view of the other."""
+    rng, arrays = live_ranges(ex, keep_alive)
+    group = {k: id(ex.aliases[k]) if k in ex.aliases else k for k in rng}
+    keys = list(rng)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            if group[a] == group[b]:
+                continue
+            (fa, la), (fb, lb) = rng[a], rng[b]
+            if fa <= lb and fb <= la and arrays[a].size and arrays[b].size:
+                assert not np.shares_memory(arrays[a], arrays[b]), (a, b)
+
+
+@st.composite
+def random_view_graphs(draw):
+    """Random DAGs mixing element-wise ops with Reshape / ExpandDims / Flatten views."""
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=2, max_size=3)))
+    size = int(np.prod(shape))
+    g = Graph("views")
+    vals = [g.add_input(f"in{i}", TensorType(shape, dtypes.float32))
+            for i in range(draw(st.integers(1, 2)))]
+    n = draw(st.integers(1, 20))
+    for k in range(n):
+        op = draw(st.sampled_from(["Add", "Mul", "ReLU", "Reshape", "ExpandDims", "Back"]))
+        x = vals[draw(st.integers(0, len(vals) - 1))]
+        if op == "Reshape":
+            out = emit(g, "Reshape", [x], {"shape": (size,)}, name=f"n{k}/Reshape").outputs[0]
+        elif op == "ExpandDims":
+            out = emit(g, "ExpandDims", [x], {"axis": 0}, name=f"n{k}/ExpandDims").outputs[0]
+        elif op == "Back":  # to the common shape, so element-wise ops can mix everything
+            out = emit(g, "Reshape", [x], {"shape": shape}, name=f"n{k}/Back").outputs[0]
+        elif op == "ReLU":
+            out = emit(g, "ReLU", [x], name=f"n{k}/ReLU").outputs[0]
+        else:
+            y = vals[draw(st.integers(0, len(vals) - 1))]
+            if x.type.shape != y.type.shape:
+                y = emit(g, "Reshape", [y], {"shape": x.type.shape}, name=f"n{k}/Fit").outputs[0]
+            out = emit(g, op, [x, y], name=f"n{k}/{op}").outputs[0]
+        vals.append(out)
+    produced = vals[len(g.inputs):]
+    g.outputs = draw(st.lists(st.sampled_from(produced), min_size=1, max_size=3, unique_by=id))
+    return g
+
+
+@settings(max_examples=150, deadline=None)
+@given(random_view_graphs(), st.integers(0, 2**31 - 1))
+def test_views_never_overlap_live_values(g, seed):
+    s = Session(g)
+    check_no_live_overlap(s.eval, g.outputs)
+    assert s.eval.plan.overlaps() == []
+    rng = np.random.default_rng(seed)
+    feeds = {v: rng.normal(size=v.type.shape).astype(np.float32) for v in g.inputs}
+    for v, arr in feeds.items():
+        s.eval.array(v)[...] = arr
+    s.run_step()
+    for v, w in zip(g.outputs, interpret(g, feeds)):
+        np.testing.assert_array_equal(s.eval.array(v), w)
+
+
+def test_reshape_of_an_input_is_a_view_and_costs_no_arena():
+    g = Graph("flat")
+    x = g.add_input("x", TensorType((4, 3, 8, 8), dtypes.float32))
+    flat = emit(g, "Reshape", [x], {"shape": (4, 192)}, name="r").outputs[0]
+    y = emit(g, "ReLU", [flat], name="relu").outputs[0]
+    g.outputs = [y]
+    s = Session(g)
+    assert id(flat) in s.eval.aliases
+    assert np.shares_memory(s.eval.array(flat), s.eval.array(x))
+    assert s.eval.plan.total - s.eval.plan.base <= align_up(y.type.nbytes, 64)
+    s.eval.array(x)[...] = np.arange(4 * 192, dtype=np.float32).reshape(4, 3, 8, 8) - 300
+    s.run_step()
+    np.testing.assert_array_equal(s.eval.array(y), np.maximum(
+        np.arange(4 * 192, dtype=np.float32).reshape(4, 192) - 300, 0))
+
+
+def test_workspaces_are_planned_and_never_overlap_live_values():
+    g = Graph("convs")
+    x = g.add_input("x", TensorType((2, 9, 9, 3), dtypes.float32))
+    rng = np.random.default_rng(0)
+    w1 = g.add_const("w1", rng.normal(size=(4, 3, 3, 3)).astype(np.float32))
+    w2 = g.add_const("w2", rng.normal(size=(5, 2, 2, 4)).astype(np.float32))
+    h = emit(g, "Conv2D", [x, w1], {"out_channel": 4, "kernel_size": (3, 3),
+                                   "format": "NHWC"}, name="c1").outputs[0]
+    y = emit(g, "Conv2D", [h, w2], {"out_channel": 5, "kernel_size": (2, 2),
+                                   "format": "NHWC"}, name="c2").outputs[0]
+    g.outputs = [y, h]
+    s = Session(g)
+    assert any("workspace" in b.name for b in s.eval.plan.buffers)
+    check_no_live_overlap(s.eval, g.outputs)
+    assert s.eval.plan.overlaps() == []
+    feed = rng.normal(size=(2, 9, 9, 3)).astype(np.float32)
+    s.eval.array(x)[...] = feed
+    s.run_step()
+    for v, want in zip(g.outputs, interpret(g, {x: feed})):
+        np.testing.assert_array_equal(s.eval.array(v), want)

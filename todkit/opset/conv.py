@@ -148,30 +148,78 @@ class _Geo:
         return np.repeat(xp, self.og, axis=self.lay.channel_axis)
 
 
-# -- forward -------------------------------------------------------------------------------
-def _conv_forward(x, w, out, a):
-    geo = _Geo(x.shape, w.shape, a)
-    xp = geo.lay.pad(x, geo.pads)
+# -- scratch (the ops' workspace) -----------------------------------------------------------
+def _padded_shape(geo, c):
+    (t, b, l, r), (h, w) = geo.pads, geo.hw
+    return geo.lay.shape(geo.n, c, h + t + b, w + l + r)
+
+
+def conv_workspace(x_shape, w_shape, a, dtype) -> list[TensorType]:
+    """Scratch of a non-depthwise convolution kernel, planned by the device runtime: the
+    padded input (empty without padding) and one group's im2col columns, both flat."""
+    geo = _Geo(x_shape, w_shape, a)
     if geo.depthwise:
+        return []
+    lay = geo.lay
+    padded = int(np.prod(_padded_shape(geo, lay.channels(x_shape)))) if any(geo.pads) else 0
+    (kh, kw), (oh, ow) = geo.khw, geo.ohw
+    return [TensorType((padded,), dtype), TensorType((geo.n * oh * ow * kh * kw * geo.cg,), dtype)]
+
+
+def _scratch(outs, k, size, dtype) -> np.ndarray:
+    """Workspace ``k`` (after the one output) if the runtime passed it, else a fresh array."""
+    if len(outs) > 1 + k and outs[1 + k].size >= size:
+        return outs[1 + k][:size]
+    return np.empty(size, dtype)
+
+
+def _pad_into(geo, x, flat, value=0.0):
+    """``x`` padded by ``geo.pads`` in the flat scratch ``flat`` (``x`` itself if no pads)."""
+    if not any(geo.pads):
+        return x
+    lay = geo.lay
+    xp = flat.reshape(_padded_shape(geo, lay.channels(x.shape)))
+    t, b, l, r = geo.pads
+    h, w = geo.hw
+    rows, cols = (1, 2) if lay.nhwc else (2, 3)
+    for axis, lo, hi, size in ((rows, t, b, h), (cols, l, r, w)):
+        for sl in (slice(0, lo), slice(lo + size, lo + size + hi)):
+            idx = [slice(None)] * 4
+            idx[axis] = sl
+            xp[tuple(idx)] = value
+    lay.crop(xp, geo.pads, geo.hw)[...] = x
+    return xp
+
+
+# -- forward -------------------------------------------------------------------------------
+def _conv_forward(x, w, out, a, outs=()):
+    geo = _Geo(x.shape, w.shape, a)
+    if geo.depthwise:
+        xp = geo.lay.pad(x, geo.pads)
         src = geo.spread(xp)
         out[...] = 0
         for i, j, tap in geo.taps():
             out += src[tap] * geo.weight_tap(w, i, j)
         return
     og, cg, lay = geo.og, geo.cg, geo.lay
+    (kh, kw), (oh, ow) = geo.khw, geo.ohw
+    xp = _pad_into(geo, x, _scratch(outs, 0, int(np.prod(_padded_shape(geo, lay.channels(
+        x.shape)))) if any(geo.pads) else 0, x.dtype))
+    flat = _scratch(outs, 1, geo.n * oh * ow * kh * kw * cg, x.dtype)
     for k in range(geo.g):
         win = geo.windows(xp[lay.channel_slice(k * cg, (k + 1) * cg)])
         w2 = w[k * og:(k + 1) * og].reshape(og, -1)
         dst_view = out[lay.channel_slice(k * og, (k + 1) * og)]
+        np.copyto(flat.reshape(win.shape), win)  # the im2col copy, into the scratch
         if lay.nhwc:
-            cols = win.reshape(-1, w2.shape[1])  # the im2col copy: (N*OH*OW, kh*kw*C)
+            cols = flat.reshape(-1, w2.shape[1])  # (N*OH*OW, kh*kw*C)
             dst = out.reshape(-1, og) if geo.g == 1 else None
             if dst is not None and np.may_share_memory(dst, out):
                 np.matmul(cols, w2.T, out=dst)  # straight into the NHWC output
             else:
                 dst_view[...] = (cols @ w2.T).reshape(dst_view.shape)
         else:
-            cols = win.reshape(geo.n, w2.shape[1], -1)  # (N, C*kh*kw, OH*OW)
+            cols = flat.reshape(geo.n, w2.shape[1], -1)  # (N, C*kh*kw, OH*OW)
             dst = dst_view.reshape(geo.n, og, -1)
             # Batched BLAS matmul straight into the output (a view for group 1).
             np.matmul(w2, cols, out=dst)
@@ -180,14 +228,15 @@ def _conv_forward(x, w, out, a):
 
 
 # -- gradients -----------------------------------------------------------------------------
-def _conv_backprop_input(dy, w, out, a):
+def _conv_backprop_input(dy, w, out, a, outs=()):
     geo = _Geo(out.shape, w.shape, a)
     lay, og, cg = geo.lay, geo.og, geo.cg
     (kh, kw), (oh, ow) = geo.khw, geo.ohw
     t, b, l, r = geo.pads
     h, wd = geo.hw
-    dxp = np.zeros(lay.shape(geo.n, lay.channels(out.shape), h + t + b, wd + l + r), dy.dtype)
     if geo.depthwise:
+        dxp = np.zeros(lay.shape(geo.n, lay.channels(out.shape), h + t + b, wd + l + r),
+                       dy.dtype)
         if geo.og == 1:
             for i, j, tap in geo.taps():
                 dxp[tap] += dy * geo.weight_tap(w, i, j)
@@ -200,27 +249,38 @@ def _conv_backprop_input(dy, w, out, a):
             dxp = grouped.sum(axis=axis + 1)
         out[...] = lay.crop(dxp, geo.pads, geo.hw)
         return
+    # Without padding the input gradient is summed straight into ``out``.
+    if any(geo.pads):
+        dxp = _scratch(outs, 0, int(np.prod(_padded_shape(geo, lay.channels(out.shape)))),
+                       dy.dtype).reshape(_padded_shape(geo, lay.channels(out.shape)))
+    else:
+        dxp = out
+    dxp[...] = 0
+    flat = _scratch(outs, 1, geo.n * oh * ow * kh * kw * cg, dy.dtype)
     for k in range(geo.g):
         w2 = w[k * og:(k + 1) * og].reshape(og, -1)
         dst = dxp[lay.channel_slice(k * cg, (k + 1) * cg)]
         if lay.nhwc:
             dy2 = dy[..., k * og:(k + 1) * og].reshape(-1, og)
-            dcols = (dy2 @ w2).reshape(geo.n, oh, ow, kh, kw, cg)
+            dcols = np.matmul(dy2, w2, out=flat.reshape(-1, w2.shape[1]))
+            dcols = dcols.reshape(geo.n, oh, ow, kh, kw, cg)
             for i, j, tap in geo.taps():  # col2im: one strided add per kernel position
                 dst[tap] += dcols[:, :, :, i, j]
         else:
             dy3 = dy[:, k * og:(k + 1) * og].reshape(geo.n, og, oh * ow)
-            dcols = np.matmul(w2.T, dy3).reshape(geo.n, cg, kh, kw, oh, ow)
+            dcols = np.matmul(w2.T, dy3, out=flat.reshape(geo.n, w2.shape[1], oh * ow))
+            dcols = dcols.reshape(geo.n, cg, kh, kw, oh, ow)
             for i, j, tap in geo.taps():
                 dst[tap] += dcols[:, :, i, j]
-    out[...] = lay.crop(dxp, geo.pads, geo.hw)
+    if dxp is not out:
+        out[...] = lay.crop(dxp, geo.pads, geo.hw)
 
 
-def _conv_backprop_filter(dy, x, out, a):
+def _conv_backprop_filter(dy, x, out, a, outs=()):
     geo = _Geo(x.shape, out.shape, a)
     lay, og, cg = geo.lay, geo.og, geo.cg
-    xp = lay.pad(x, geo.pads)
     if geo.depthwise:
+        xp = lay.pad(x, geo.pads)
         src = geo.spread(xp)
         for i, j, tap in geo.taps():
             dwij = np.einsum("nhwc,nhwc->c" if lay.nhwc else "nchw,nchw->c", dy, src[tap])
@@ -229,17 +289,24 @@ def _conv_backprop_filter(dy, x, out, a):
             else:
                 out[:, 0, i, j] = dwij
         return
+    (kh, kw), (oh, ow) = geo.khw, geo.ohw
+    xp = _pad_into(geo, x, _scratch(outs, 0, int(np.prod(_padded_shape(geo, lay.channels(
+        x.shape)))) if any(geo.pads) else 0, x.dtype))
+    flat = _scratch(outs, 1, geo.n * oh * ow * kh * kw * cg, x.dtype)
     for k in range(geo.g):
         win = geo.windows(xp[lay.channel_slice(k * cg, (k + 1) * cg)])
         dst_view = out[k * og:(k + 1) * og]
         width = dst_view[0].size
         if lay.nhwc:
-            cols = win.reshape(-1, width)           # (N*OH*OW, kh*kw*C)
+            np.copyto(flat.reshape(win.shape), win)
+            cols = flat.reshape(-1, width)           # (N*OH*OW, kh*kw*C)
             dy2 = dy[..., k * og:(k + 1) * og].reshape(-1, og)
             dwk = dy2.T @ cols
         else:
             # Columns laid out (C*kh*kw, N*OH*OW) so the whole batch is one BLAS matmul.
-            cols = win.transpose(1, 2, 3, 0, 4, 5).reshape(width, -1)
+            src = win.transpose(1, 2, 3, 0, 4, 5)
+            np.copyto(flat.reshape(src.shape), src)
+            cols = flat.reshape(width, -1)
             dy2 = dy[:, k * og:(k + 1) * og].transpose(1, 0, 2, 3).reshape(og, -1)
             dwk = dy2 @ cols.T
         dst_view[...] = dwk.reshape(dst_view.shape)
@@ -261,7 +328,10 @@ class Conv2D(OpDef):
         return [TensorType(Layout(a["format"]).shape(x.shape[0], w.shape[0], oh, ow), x.dtype)]
 
     def kernel(ins, outs, a, rt):
-        _conv_forward(ins[0], ins[1], outs[0], a)
+        _conv_forward(ins[0], ins[1], outs[0], a, outs)
+
+    def workspace(ins, a):
+        return conv_workspace(ins[0].shape, ins[1].shape, a, ins[0].dtype)
 
     def grad(g, node, douts):
         (dy,) = douts
@@ -306,7 +376,10 @@ class Conv2DBackpropInput(OpDef):
         return [TensorType(x_shape, dy.dtype)]
 
     def kernel(ins, outs, a, rt):
-        _conv_backprop_input(ins[0], ins[1], outs[0], a)
+        _conv_backprop_input(ins[0], ins[1], outs[0], a, outs)
+
+    def workspace(ins, a):
+        return conv_workspace(_sizes(a, "input_sizes"), ins[1].shape, a, ins[0].dtype)
 
 
 @op
@@ -322,4 +395,7 @@ class Conv2DBackpropFilter(OpDef):
         return [TensorType(w_shape, dy.dtype)]
 
     def kernel(ins, outs, a, rt):
-        _conv_backprop_filter(ins[0], ins[1], outs[0], a)
+        _conv_backprop_filter(ins[0], ins[1], outs[0], a, outs)
+
+    def workspace(ins, a):
+        return conv_workspace(ins[1].shape, _sizes(a, "filter_sizes"), a, ins[0].dtype)

@@ -84,6 +84,8 @@ class MaxPoolGrad(OpDef):
 
     def kernel(ins, outs, a, rt):
         x, _, dy = ins
+        if _tiled_max_pool_grad(x, dy, outs[0], a):
+            return
         xp, pads, taps = pool_taps(x, a, -np.inf)
         # Running max over the taps; strict ">" keeps the first maximum, as argmax would.
         best = xp[taps[0]].copy()
@@ -99,6 +101,50 @@ class MaxPoolGrad(OpDef):
                 dxp[tap] += np.where(hit, dy, 0)
         lay = Layout(a["format"])
         outs[0][...] = lay.crop(dxp, pads, lay.hw(x.shape))
+
+
+def _tiled_max_pool_grad(x, dy, out, a) -> bool:
+    """MaxPoolGrad when the windows tile the input (stride = kernel, no padding), as LeNet's
+    2x2/2 pools. The windows are a reshaped view of x; one copy puts them tap-major
+    (kh*kw contiguous planes shaped like dy), where the max, the first tap equal to it and
+    the routing of dy are whole-plane operations; one copy puts the result back. Same bits
+    as the general path (returns False, nothing written, for overlapping or padded windows
+    and for NaN maxima, which the general path's ">" scan treats its own way)."""
+    (kh, kw), (sh, sw) = pair(a["kernel_size"]), pair(a["strides"])
+    if (kh, kw) != (sh, sw):
+        return False
+    pads, (oh, ow) = pool_geometry(x.shape, a)
+    if any(pads):
+        return False
+    lay = Layout(a["format"])
+    n, kk = x.shape[0], kh * kw
+    if lay.nhwc:
+        c = x.shape[3]
+
+        def taps(t):  # (kh, kw, N, OH, OW, C) view of the covered part
+            return t[:, :oh * kh, :ow * kw].reshape(n, oh, kh, ow, kw, c).transpose(
+                2, 4, 0, 1, 3, 5)
+    else:
+        c = x.shape[1]
+
+        def taps(t):  # (kh, kw, N, C, OH, OW)
+            return t[:, :, :oh * kh, :ow * kw].reshape(n, c, oh, kh, ow, kw).transpose(
+                3, 5, 0, 1, 2, 4)
+    planes = np.ascontiguousarray(taps(x)).reshape((kk,) + dy.shape)
+    best = planes.max(axis=0)
+    if np.isnan(best).any():
+        return False
+    hit = planes == best
+    taken = hit[0].copy()
+    for k in range(1, kk):  # ties: only the first tap equal to the max takes dy
+        hit[k] &= ~taken
+        taken |= hit[k]
+    planes.fill(0)
+    np.copyto(planes, dy, where=hit)
+    if lay.hw(out.shape) != (oh * kh, ow * kw):
+        out[...] = 0  # rows/columns no window covers
+    taps(out)[...] = planes.reshape((kh, kw) + dy.shape)
+    return True
 
 
 def _window_counts(x, a, dtype):

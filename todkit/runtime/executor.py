@@ -1,9 +1,11 @@
 """One execution plan: a node list, its memory plan, and its kernels bound to arrays.
 
 ``Executor`` is made once per mode at build (train: every node; eval: the inference nodes).
-``plan`` computes lifetimes in execution order and places every non-constant value in the
-arena; ``bind`` cuts the views out of the shared arena and pre-binds each kernel to its input
-and output arrays, so ``invoke`` is a plain loop with no lookups or allocation per node.
+``plan`` computes lifetimes in execution order and places every non-constant value and every
+kernel workspace in the arena; ``bind`` cuts the views out of the shared arena and pre-binds
+each kernel to its input and output arrays (plus its workspace arrays), so ``invoke`` is a
+plain loop with no lookups or allocation per node. Outputs an op declares as ``alias`` of an
+input are bound as reshaped views of it: no bytes, no copy, no kernel call.
 """
 
 from __future__ import annotations
@@ -23,28 +25,63 @@ def arena_view(arena: np.ndarray, offset: int, value: Value) -> np.ndarray:
     return arena[offset:offset + t.nbytes].view(t.dtype.np).reshape(t.shape)
 
 
-def lifetimes(nodes: list[Node], pinned: set[int], keep_alive: list[Value]) -> list[tuple]:
+def lifetimes(nodes: list[Node], pinned: set[int], keep_alive: list[Value],
+              aliases: dict[int, Value] | None = None) -> list[tuple]:
     """``(value, first, last)`` for every non-constant value the nodes produce.
 
     A value is live from its producer's step through its last reader's step inclusive; values
     in ``keep_alive`` (outputs read after the step) live to the end. Values in ``pinned`` (the
-    graph inputs, placed by the caller) are skipped.
+    graph inputs, placed by the caller) are skipped. A value in ``aliases`` (id -> the value
+    whose bytes it views) gets no buffer: its readers keep that root value alive instead.
     """
+    aliases = aliases or {}
     n_steps = len(nodes)
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     values: dict[int, Value] = {}
+
+    def root(v: Value) -> int:
+        return id(aliases[id(v)]) if id(v) in aliases else id(v)
+
     for step, node in enumerate(nodes):
         for v in node.inputs:
-            if id(v) in first:
-                last[id(v)] = step
+            r = root(v)
+            if r in first:
+                last[r] = step
         for v in node.outputs:
+            if id(v) in aliases:
+                continue
             values[id(v)] = v
             first[id(v)] = last[id(v)] = step
     for v in keep_alive:
-        if id(v) in last:
-            last[id(v)] = n_steps - 1
+        r = root(v)
+        if r in last:
+            last[r] = n_steps - 1
     return [(values[k], first[k], last[k]) for k in first if k not in pinned]
+
+
+def _no_kernel(ins, outs, attrs, rt):
+    """A node whose outputs are all views of its inputs: nothing to compute."""
+
+
+def find_aliases(nodes: list[Node]) -> dict[int, Value]:
+    """Outputs bound as views of an input (the ops' ``alias``): id(output) -> the root value
+    (not itself a view) whose bytes it shares. Only non-constant values of the same dtype and
+    byte size, never one that a node updates in place (``mutates``)."""
+    mutated = {id(n.inputs[k]) for n in nodes for k in get_op(n.op).mutates
+               if k < len(n.inputs)}
+    aliases: dict[int, Value] = {}
+    for node in nodes:
+        for k, j in get_op(node.op).alias.items():
+            if k >= len(node.outputs) or j >= len(node.inputs):
+                continue
+            out, src = node.outputs[k], node.inputs[j]
+            if (src.is_const or out.type.dtype != src.type.dtype
+                    or out.type.nbytes != src.type.nbytes
+                    or id(src) in mutated or id(out) in mutated):
+                continue
+            aliases[id(out)] = aliases.get(id(src), src)
+    return aliases
 
 
 class Executor:
@@ -55,24 +92,46 @@ class Executor:
         self.nodes = list(nodes)
         self.training = training
         self._pinned = pinned
-        lives = lifetimes(self.nodes, set(pinned), keep_alive)
+        self.aliases = find_aliases(self.nodes)
+        lives = lifetimes(self.nodes, set(pinned), keep_alive, self.aliases)
         self._planned = [v for v, _, _ in lives]
-        self.plan: ArenaPlan = plan_arena(
-            [Buffer(v.name, v.type.nbytes, a, b) for v, a, b in lives], alignment, base)
+        buffers = [Buffer(v.name, v.type.nbytes, a, b) for v, a, b in lives]
+        # Kernel scratch (the ops' ``workspace``): live at its node's step only.
+        self._workspaces: list[tuple[int, object]] = []
+        for step, node in enumerate(self.nodes):
+            types = get_op(node.op).workspace_types([v.type for v in node.inputs], node.attrs)
+            for k, t in enumerate(types):
+                self._workspaces.append((step, t))
+                buffers.append(Buffer(f"{node.name}/workspace:{k}", t.nbytes, step, step))
+        self.plan: ArenaPlan = plan_arena(buffers, alignment, base)
         self.views: dict[int, np.ndarray] = {}
         self.bound: list[tuple] = []
 
     def bind(self, arena: np.ndarray) -> None:
         """Cut this plan's views out of ``arena`` and pre-bind every kernel (once, at build)."""
         views = dict(self._pinned)
-        for v, off in zip(self._planned, self.plan.offsets):
+        n = len(self._planned)
+        for v, off in zip(self._planned, self.plan.offsets[:n]):
             views[id(v)] = arena_view(arena, off, v)
-        self.views = views
+        scratch: dict[int, list[np.ndarray]] = {}
+        for (step, t), off in zip(self._workspaces, self.plan.offsets[n:]):
+            scratch.setdefault(step, []).append(
+                arena[off:off + t.nbytes].view(t.dtype.np).reshape(t.shape))
         bound = []
-        for node in self.nodes:
+        for step, node in enumerate(self.nodes):
+            for v in node.outputs:  # views of a root bound above (or pinned), reshaped
+                if id(v) in self.aliases:
+                    view = views[id(self.aliases[id(v)])].reshape(v.type.shape)
+                    assert np.shares_memory(view, views[id(self.aliases[id(v)])])
+                    views[id(v)] = view
             ins = [v.data if v.is_const else views[id(v)] for v in node.inputs]
             outs = [views[id(v)] for v in node.outputs]
-            bound.append((get_op(node.op).kernel, ins, outs, node.attrs))
+            opdef = get_op(node.op)
+            kernel = opdef.kernel
+            if node.outputs and all(id(v) in self.aliases for v in node.outputs):
+                kernel = _no_kernel
+            bound.append((kernel, ins, outs + scratch.get(step, []), node.attrs))
+        self.views = views
         self.bound = bound
 
     def array(self, value: Value) -> np.ndarray:
