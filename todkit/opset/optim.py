@@ -73,7 +73,9 @@ class Adam(OpDef):
         if one - b1p <= 0 or one - b2p < 0:
             raise ValueError(f"beta powers must be below 1, got {b1p}, {b2p}")
         lr_t = lr * np.sqrt(one - b2p) / (one - b1p)
-        tmp = np.subtract(g, m)  # m += (g - m) * (1 - b1), the kernel's form
+        # Scratch shaped like param: the runtime's planned workspace, else a fresh array.
+        tmp = outs[1].reshape(p.shape) if len(outs) > 1 else np.empty_like(p)
+        np.subtract(g, m, out=tmp)  # m += (g - m) * (1 - b1), the kernel's form
         tmp *= one - b1
         m += tmp
         np.multiply(g, g, out=tmp)  # v += (g*g - v) * (1 - b2)
@@ -91,6 +93,9 @@ class Adam(OpDef):
         tmp *= lr_t
         p -= tmp
         outs[0].fill(0)
+
+    def workspace(ins, a):
+        return [TensorType((ins[0].size,), ins[0].dtype)]
 
 
 @op

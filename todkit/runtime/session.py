@@ -23,6 +23,7 @@ from todkit.ir.graph import Graph, Node, Value
 from todkit.opset.registry import OPS
 from todkit.opset.runctx import RunContext
 from todkit.opset.verify import verify
+from todkit.runtime import blas
 from todkit.runtime.executor import Executor, arena_view
 from todkit.runtime.guard import Guard, split_updates
 from todkit.runtime.planner import DEFAULT_ALIGNMENT, align_up
@@ -68,7 +69,8 @@ class Session:
 
     def __init__(self, graph: Graph, loss_names=DEFAULT_LOSS_NAMES,
                  accumulate_gradients: bool = False, where: str | None = None, seed: int = 0,
-                 alignment: int = DEFAULT_ALIGNMENT, nonfinite: str = "skip"):
+                 alignment: int = DEFAULT_ALIGNMENT, nonfinite: str = "skip",
+                 blas_threads: int | None = 1):
         self.where = where or f"graph {graph.name!r}"
         self.graph = load_graph(graph, self.where)
         self.loss_names = tuple(loss_names)
@@ -77,6 +79,8 @@ class Session:
         self.accumulate_gradients = accumulate_gradients
         self.alignment = alignment
         self.nonfinite = nonfinite
+        # BLAS threads while a step runs (todkit/runtime/blas.py); None: leave as configured.
+        self.blas_threads = blas_threads
         self.train_mode = not roles.is_inference_model
         self._grad_sums: list[np.ndarray] = []
         self._optimizer_steps: list[tuple] = []
@@ -173,6 +177,16 @@ class Session:
         """Train mode: forward, backward, optimizer updates. Eval mode: inference nodes.
         ``before``/``after(node, ins, outs)`` are called around each kernel if given.
         Returns False if the non-finite guard skipped the update."""
+        if self.blas_threads is None:
+            return self._run_step(before, after)
+        previous = blas.set_threads(self.blas_threads)
+        try:
+            return self._run_step(before, after)
+        finally:
+            if previous is not None and previous != self.blas_threads:
+                blas.set_threads(previous)
+
+    def _run_step(self, before, after) -> bool:
         ex = self.current
         run = ex.invoke if before is None and after is None else (
             lambda rt, start=0, stop=None: ex.invoke_traced(rt, before, after, start, stop))
@@ -197,6 +211,14 @@ class Session:
 
     def run_eval(self, before=None, after=None) -> None:
         """Run the inference nodes without changing the mode (used by predict)."""
+        previous = None if self.blas_threads is None else blas.set_threads(self.blas_threads)
+        try:
+            self._run_eval(before, after)
+        finally:
+            if previous is not None and previous != self.blas_threads:
+                blas.set_threads(previous)
+
+    def _run_eval(self, before, after) -> None:
         if before is None and after is None:
             self.eval.invoke(self.rt)
         else:
