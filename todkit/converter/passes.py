@@ -22,9 +22,10 @@ def drop_unobserved_global_step(graph: Graph) -> None:
     holding the AssignAdd, which is left unused and is not exported. When a weight was
     re-laid out (NHWC conversion puts a ``<weight>_post_perm`` Transpose between the weight and
     its Loads), the first UpdateState does not collapse, the AssignAdd stays tied to the chain
-    and is exported (LeNet keeps it; the Dense corpus nets lose it). This graph has no
-    UpdateState, so the rule is applied through its observable condition: an AssignAdd of
-    constants whose result nobody reads goes, unless a weight has a post-permutation.
+    and is exported (LeNet keeps it; the Dense corpus nets lose it). ``export_order`` runs
+    that pass on the file's structure; this is the fallback for a graph without it, applying the
+    rule through its observable condition: an AssignAdd of constants whose result nobody reads
+    goes, unless a weight has a post-permutation.
     """
     relaid = any(n.op == "Transpose" and n.name.endswith("_post_perm") for n in graph.nodes)
     if relaid:
@@ -45,25 +46,12 @@ def name_tuple_outputs(graph: Graph) -> None:
             n.outputs[0].name = graph._claim(f"{n.name}/output-0")
 
 
-def order_like_exporter(graph: Graph) -> None:
-    """Nodes in a depth-first post-order from the graph outputs, then from the nodes nothing
-    reads (optimizers, state updates) in their current order, visiting inputs first to last.
-
-    This is the order of the real exporter's walk when the side-effect edges add nothing to
-    it, which holds for the momentum and SGD corpus nets (their real node order is reproduced
-    exactly). With Adam the real converter first emits the beta-power updates (``Mul`` +
-    ``Assign``), reached through ``Depend`` edges it builds while removing UpdateState; that
-    order is not reproduced (todkit diff's ``--ignore-order``).
-
-    In-place updates are the one thing data edges do not order: MINDIR orders them through
-    Load/UpdateState, and the real converter keeps those edges while it sorts. Here an op that
-    mutates a value also waits for every reader of the value's old contents (every other user
-    that does not itself mutate it, and mutators earlier in the graph), visited after its own
-    inputs, so an optimizer never overwrites a weight a gradient still has to read.
-    """
+def in_place_constraints(graph: Graph) -> dict[int, list[Node]]:
+    """id(node that updates a value in place) -> the nodes that must run before it: every
+    other reader of the value's old contents (users that do not themselves update it) and the
+    updaters of it earlier in the graph's current order."""
     from todkit.opset import OPS
 
-    producer: dict[int, Node] = {id(o): n for n in graph.nodes for o in n.outputs}
     position = {id(n): k for k, n in enumerate(graph.nodes)}
     after: dict[int, list[Node]] = {}
     for n in graph.nodes:
@@ -77,6 +65,62 @@ def order_like_exporter(graph: Graph) -> None:
                                 if j < len(u.inputs))
                 if u is not n and (not mutates_v or position[id(u)] < position[id(n)]):
                     after.setdefault(id(n), []).append(u)
+    return after
+
+
+def respects_data_and_updates(graph: Graph, order: list[Node]) -> bool:
+    """``order`` runs every node after its inputs' producers and every in-place update after
+    the readers ``in_place_constraints`` lists."""
+    at = {id(n): k for k, n in enumerate(order)}
+    for n in order:
+        for v in n.inputs:
+            if v.producer is not None and at.get(id(v.producer), len(order)) >= at[id(n)]:
+                return False
+    for k, before in in_place_constraints(graph).items():
+        if k in at and any(at.get(id(u), -1) > at[k] for u in before):
+            return False
+    return True
+
+
+def order_like_exporter(graph: Graph, train: bool = True) -> None:
+    """The real converter's node order, and only the nodes it writes.
+
+    From the MINDIR's side-effect structure when the reader recorded it (``export_order``:
+    the real RemoveRedundantOpPass and exporter walk, which reproduce every corpus file node for
+    node and leave out an ``AssignAdd(global_step)`` nothing observes). That order is used
+    only if it keeps the rule below; otherwise, and for graphs without the record, the walk
+    below is used.
+
+    The walk: a depth-first post-order from the graph outputs, then from the nodes nothing
+    reads (optimizers, state updates) in their current order, visiting inputs first to last.
+    In-place updates are the one thing data edges do not order: MINDIR orders them through
+    Load/UpdateState. Here an op that mutates a value also waits for every reader of the
+    value's old contents (``in_place_constraints``), visited after its own inputs, so an
+    optimizer never overwrites a weight a gradient still has to read.
+    """
+    from todkit.converter.export_order import exporter_order
+
+    found = exporter_order(graph, train)
+    dropped_read = found is None or any(o.users or o in graph.outputs
+                                        for n in found[1] for o in n.outputs)
+    if dropped_read:
+        if train:
+            drop_unobserved_global_step(graph)
+    else:
+        order, dropped = found
+        graph.remove_nodes(dropped)
+        if respects_data_and_updates(graph, order):
+            graph.nodes = order
+            return
+    # e.g. mindspore-2.10/smallcnn_bn_sgd_train: when the real pass turns an
+    # UpdateState(u, SGD, reader, ...) into Depend(SGD, u) it drops the readers, and its order
+    # would run SGD-op1 on fc.weight before the gradient MatMul that reads fc.weight
+    _walk_order(graph)
+
+
+def _walk_order(graph: Graph) -> None:
+    producer: dict[int, Node] = {id(o): n for n in graph.nodes for o in n.outputs}
+    after = in_place_constraints(graph)
     done: set[int] = set()
     entered: set[int] = set()  # a dependency cycle through `after` is broken, not followed
     order: list[Node] = []
@@ -120,6 +164,7 @@ def layout_passes(graph: Graph) -> None:
     from todkit.converter.nhwc import to_nhwc
 
     to_nhwc(graph, weight_posts=False)
+    order_like_exporter(graph, train=False)
     assign_formats(graph)
 
 
@@ -128,7 +173,6 @@ def train_passes(graph: Graph) -> None:
     from todkit.converter.nhwc import to_nhwc
 
     to_nhwc(graph)  # first: whether global_step stays depends on the weights' re-layout
-    drop_unobserved_global_step(graph)
-    name_tuple_outputs(graph)
     order_like_exporter(graph)
+    name_tuple_outputs(graph)
     assign_formats(graph)

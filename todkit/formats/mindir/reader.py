@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from todkit.core.errors import GraphFileError, NotSupportedError, OpNotFoundError, TodkitError
+from todkit.formats.mindir.cnodes import CNodeRecord, FileCNode, Ref, attach
 from todkit.formats.mindir.optable import (
     ALIASES,
     PLUMBING,
@@ -104,6 +105,9 @@ class _Reader:
         self.env: dict[str, Any] = {}          # file value name -> what it resolved to
         self.consts: dict[int, Value] = {}     # id(Constant NodeProto) -> its IR constant
         self.versions: dict[int, int] = {}     # id(param Value) -> in-place updates so far
+        # the file's CNode structure, for the converter's exporter order (cnodes.py)
+        self.record = CNodeRecord()
+        self.refs: dict[str, Ref] = {}         # file value name -> how the record refers to it
 
     # -- names -------------------------------------------------------------------------
     def short(self, name: str) -> str:
@@ -145,6 +149,7 @@ class _Reader:
             data = tensor_to_numpy(p, f"{self.path}: parameter {name!r}")
             self.env[p.name] = self.named(f"parameter {name!r}", self.graph.add_const, name,
                                           data, param=True)
+            self.refs[p.name] = ("param", self.env[p.name].name)
         for vi in self.g.input:
             if vi.name in self.env:  # older exports list parameters as inputs too
                 continue
@@ -162,6 +167,7 @@ class _Reader:
                                      f"{MAX_INPUT_BYTES}-byte limit of a model tensor")
             self.env[vi.name] = self.named(f"graph input {vi.name!r}", self.graph.add_input,
                                            self.short(vi.name), tt)
+            self.refs[vi.name] = ("input", self.env[vi.name].name)
         for n in self.g.node:
             self.visit(n)
         for vi in self.g.output:
@@ -170,6 +176,8 @@ class _Reader:
                 list(r.node.outputs) if isinstance(r, _Multi) else [r]
             for item in items:
                 self.graph.outputs.append(self.tensor(item, "the graph output"))
+            self.record.outputs.append(self.ref(vi.name))
+        attach(self.graph, self.record)
         for a in self.g.attribute:
             if a.name == "training":
                 self.graph.attrs["training"] = bool(decode(a, self.path))
@@ -196,8 +204,11 @@ class _Reader:
             value = next((a for a in n.attribute if a.name == "value"), None)
             monad = value is not None and value.type in (AttrType.UMONAD, AttrType.IOMONAD)
             self.env[out] = MONAD if monad else _Const(n)
+            self.refs[out] = ("monad", "") if monad else ("value", out)
             return
         op, prim_attrs = self.op_of(n)
+        self.refs[out] = ("cnode", out)
+        self.record.cnodes[out] = FileCNode(out, op, [self.ref(i) for i in n.input])
         where = f"node {n.domain or n.name!r}"
         if op == "Load":
             v = self.resolve(n.input[0], where)
@@ -215,13 +226,15 @@ class _Reader:
                                       int(self.constant(self.resolve(n.input[1], where),
                                                         where, "index")), n)
         else:
-            self.env[out] = self.real_op(n, op, prim_attrs)
+            self.env[out] = self.real_op(n, op, prim_attrs, self.record.cnodes[out])
 
-    def real_op(self, n, op: str, prim_attrs: list) -> Any:
+    def real_op(self, n, op: str, prim_attrs: list, cnode: FileCNode) -> Any:
         spec = spec_for(op) or generic_spec(op)
         name = self.node_name(n, op)
         where = f"node {name!r} ({op})"
-        ins = [x for x in (self.resolve(i, where) for i in n.input) if x is not MONAD]
+        kept = [(k, x) for k, x in enumerate(self.resolve(i, where) for i in n.input)
+                if x is not MONAD]
+        ins = [x for _, x in kept]
         if spec.tuple_input:
             first = ins[0] if ins else _Tuple([])
             tensors, rest = (first.items if isinstance(first, _Tuple) else [first]), ins[1:]
@@ -245,6 +258,8 @@ class _Reader:
             if str(e).startswith(self.path):
                 raise
             raise type(e)(f"{self.path}: {e}") from None
+        cnode.ir_node = node.name
+        cnode.data_slots = self.data_slots(node, kept, spec.tuple_input)
         shape = next((a for a in n.attribute if a.name == "shape"), None)
         self.check_outputs(node, spec, shape)
         for i in mutated_inputs(spec, OPS[op].mutates, node.attrs):
@@ -253,6 +268,20 @@ class _Reader:
         if spec.tuple_output or file_tuple or len(node.outputs) > 1:
             return _Multi(node)
         return node.outputs[0]
+
+    @staticmethod
+    def data_slots(node: Node, kept: list, tuple_input: bool) -> list:
+        """Where each IR input of ``node`` came from in the file (``FileCNode.data_slots``)."""
+        def origin(v: Value) -> str:
+            return v.producer.name if v.producer is not None else v.name
+        if tuple_input:
+            pos, first = kept[0] if kept else (0, None)
+            item = isinstance(first, _Tuple)
+            return [(pos, j if item else None, origin(v)) for j, v in enumerate(node.inputs)]
+        return [(kept[j][0], None, origin(v)) for j, v in enumerate(node.inputs)]
+
+    def ref(self, name: str) -> Ref:
+        return self.refs.get(name, ("value", name))
 
     def primitive_attrs(self, spec: OpSpec, prim_attrs: list, where: str) -> dict:
         raw = {a.name: a for a in prim_attrs if a.name not in _IGNORED_PRIM_ATTRS}

@@ -10,10 +10,8 @@ nodes are matched by position and tensor names are not compared. A tensor is com
 is used: as a graph input or output (by position) and as the k-th input or output of a matched
 node; tensors no node uses are matched by name.
 
-``order=False`` drops the node-order line: the real converter's order comes from a
-depth-first walk over its own ANF graph (with the side-effect ``Depend`` edges it builds while
-removing ``UpdateState``), which a converter that never builds that graph can only approximate;
-the order is still a valid topological order either way.
+``order=False`` drops the node-order line (the converter reproduces the real exporter's walk
+for MINDIR it reads, but any topological order runs the same).
 """
 
 from __future__ import annotations
