@@ -12,8 +12,9 @@ from todkit.opset.registry import OpDef, op
 
 def _log_softmax(logits: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Numerically stable log-softmax over the last axis, written into ``out``."""
-    np.subtract(logits, logits.max(axis=1, keepdims=True), out=out)
-    lse = np.log(np.exp(out).sum(axis=1, keepdims=True))
+    # ufunc.reduce directly: the ndarray methods add a Python-level wrapper per call.
+    np.subtract(logits, np.maximum.reduce(logits, axis=1, keepdims=True), out=out)
+    lse = np.log(np.add.reduce(np.exp(out), axis=1, keepdims=True))
     out -= lse
     return out
 
@@ -73,7 +74,9 @@ class SparseSoftmaxCrossEntropyWithLogits(OpDef):
     def kernel(ins, outs, a, rt):
         logits, labels = ins
         n, c = logits.shape
-        if labels.size and (labels.min() < 0 or labels.max() >= c):
+        # One reduction checks both ends: negative labels are huge seen as unsigned.
+        unsigned = labels.view(labels.dtype.str.replace("i", "u"))
+        if labels.size and np.maximum.reduce(unsigned, axis=None) >= c:
             raise ValueError(f"labels must lie in [0, {c}), got values in "
                              f"[{labels.min()}, {labels.max()}]")
         rows = np.arange(n)

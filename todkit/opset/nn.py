@@ -91,5 +91,8 @@ class BiasAddGrad(OpDef):
 
     def kernel(ins, outs, a, rt):
         (dy,) = ins
-        axis = dy.ndim - 1 if a["data_format"] == "NHWC" or dy.ndim == 2 else 1
+        if dy.ndim == 2:  # the Dense case: one ufunc reduce, no axis tuple to build
+            np.add.reduce(dy, axis=0, out=outs[0])
+            return
+        axis = dy.ndim - 1 if a["data_format"] == "NHWC" else 1
         np.sum(dy, axis=tuple(i for i in range(dy.ndim) if i != axis), out=outs[0])

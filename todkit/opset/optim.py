@@ -66,10 +66,11 @@ class Adam(OpDef):
 
     def kernel(ins, outs, a, rt):
         p, m, v, b1p, b2p, lr, b1, b2, eps, g = ins
-        m, v, g = (_like(t, p.shape) for t in (m, v, g))
-        dt = p.dtype
-        one = dt.type(1)
-        b1p, b2p, lr, b1, b2, eps = (_scalar(s, dt) for s in (b1p, b2p, lr, b1, b2, eps))
+        m, v, g = _like(m, p.shape), _like(v, p.shape), _like(g, p.shape)
+        st = p.dtype.type  # scalars in the param's dtype, read with item() (the cheap way)
+        one = st(1)
+        b1p, b2p, lr = st(b1p.item(0)), st(b2p.item(0)), st(lr.item(0))
+        b1, b2, eps = st(b1.item(0)), st(b2.item(0)), st(eps.item(0))
         if one - b1p <= 0 or one - b2p < 0:
             raise ValueError(f"beta powers must be below 1, got {b1p}, {b2p}")
         lr_t = lr * np.sqrt(one - b2p) / (one - b1p)
