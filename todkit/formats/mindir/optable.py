@@ -57,6 +57,9 @@ KINDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "upper": (lambda v: str(v).lower(), lambda v: str(v).upper()),
     "hw4": (_hw, lambda v: (1, 1) + _hw(v)),        # (h, w) in the IR, (1, 1, h, w) in files
     "hw": (_hw, _hw),
+    # Pad's paddings: ((before, after) per axis) in files, flattened (b0, a0, b1, ...) in the IR
+    "pairs": (lambda v: tuple(int(x) for pair in v for x in _ints(pair)),
+              lambda v: tuple(zip(_ints(v)[0::2], _ints(v)[1::2]))),
     # mindapi PadMode enum (PAD 0, SAME 1, VALID 2) as attribute-input ints (AvgPool in 2.x)
     # mindapi Reduction enum (REDUCTION_SUM 0, MEAN 1, NONE 2) as attribute-input ints
     "reduction": (lambda v: {0: "sum", 1: "mean", 2: "none"}[int(v)] if not isinstance(v, str)
@@ -269,6 +272,13 @@ _SPECS = [
            attr_inputs=(Attr("reduction", "reduction"), Attr("ignore_index", "int"))),
     OpSpec("AdamWeightDecay", inputs=9, attr_inputs=(Attr("use_locking", _BOOL),),
            extra=dict(_SIDE_EFFECT), file_outputs=_first_inputs(3), tuple_output=True),
+    # nn.Pad exports a classic Pad{paddings} with Slice(dout, begin, size) as its gradient;
+    # a per-step learning rate is Gather(table, global_step, axis, batch_dims) (2.10 exports).
+    OpSpec("Pad", function=False, inputs=1, attrs=(Attr("paddings", "pairs"),),
+           extra=_names(("x",), ("y",)), instance_name="pad"),
+    OpSpec("Slice", inputs=1, attr_inputs=(Attr("begin", "ints"), Attr("size", "ints"))),
+    OpSpec("Gather", inputs=2, attr_inputs=(Attr("axis", "int"), Attr("batch_dims", "int")),
+           instance_name="gather"),
     # Not checked (MSELoss / L1Loss in 2.10 export PowTensorScalar / Sign gradients instead).
     OpSpec("Square", inputs=1), OpSpec("Abs", inputs=1), OpSpec("AbsGrad", inputs=2),
     OpSpec("Assign", inputs=2, extra=dict(_SIDE_EFFECT)),

@@ -156,8 +156,11 @@ def encode(a: pb.AttributeProto, value, seq: str = "TUPLE") -> pb.AttributeProto
         t.name = "value0"
     elif isinstance(value, (tuple, list)):
         a.type = AttrType.LIST if (seq == "LIST" or isinstance(value, list)) else AttrType.TUPLE
-        for v in value:
-            _set_scalar(a.values.add(), v, element=True)
+        for v in value:  # nested sequences (Pad's paddings pairs) stay nested
+            if isinstance(v, (tuple, list)):
+                encode(a.values.add(), v, seq)
+            else:
+                _set_scalar(a.values.add(), v, element=True)
     else:
         _set_scalar(a, value, element=False)
     return a

@@ -187,6 +187,27 @@ def _smooth_l1_to_ms(a: dict, ins) -> dict:
     return {"beta": a["beta"]}
 
 
+def _pad_to_ir(ms: dict, ins) -> dict:
+    mode = ms.get("padding_mode", 0)
+    if mode != schema.ENUMS["PaddingMode"][1]["CONSTANT"] or ms.get("constant_value", 0.0):
+        raise ValueError(f"only zero CONSTANT padding is supported (padding_mode {mode}, "
+                         f"constant_value {ms.get('constant_value')})")
+    return {}
+
+
+def _pad_to_ms(a: dict, ins) -> dict:
+    flat = [int(p) for p in a["paddings"]]
+    return {"paddings": {"data": [{"data": flat[k:k + 2]} for k in range(0, len(flat), 2)]},
+            "padding_mode": schema.ENUMS["PaddingMode"][1]["CONSTANT"], "constant_value": 0.0}
+
+
+def _slice_to_ir(ms: dict, ins) -> dict:
+    axes = _ints(ms.get("axes", ()) if ms.get("axes") is not None else ())
+    if axes and axes != tuple(range(len(ins[0].type.shape))):
+        raise ValueError(f"SliceFusion axes {list(axes)}: only every axis in order is supported")
+    return {}
+
+
 @dataclass(frozen=True)
 class ConstInput:
     """An IR attribute the file passes as a constant int32 input at ``index``."""
@@ -328,6 +349,14 @@ ROWS: tuple[Row, ...] = (
     # Lite's NLLLoss has no ignore_index: files give the default (-100).
     Row("NLLLoss", "NLLLoss", _reduction_to_ir, _reduction_to_ms),
     Row("NLLLossGrad", "NLLLossGrad", _reduction_to_ir, _reduction_to_ms),
+    # Pad's paddings (flattened pairs), Slice's begin / size and Gather's axis are constant
+    # int32 inputs in Lite; Lite's Gather has no batch_dims (the IR's is always 0).
+    Row("Pad", "PadFusion", _pad_to_ir, _pad_to_ms, const_inputs=(ConstInput(1, "paddings"),)),
+    Row("Slice", "SliceFusion", _slice_to_ir,
+        lambda a, ins: {"axes": list(range(len(a["begin"])))},
+        const_inputs=(ConstInput(1, "begin"), ConstInput(2, "size"))),
+    Row("Gather", "Gather", lambda ms, ins: {"batch_dims": 0},
+        const_inputs=(ConstInput(2, "axis", scalar=True),)),
     # Tag 220 of the 2.7 schema: Lite 2.0 runtimes cannot load it (docs/OPS.md).
     Row("AdamWeightDecay", "AdamWeightDecay", *_same("use_locking")),
 )

@@ -54,6 +54,7 @@ ENUMS = {
     "ReduceMode": _enum("byte", "ReduceMean ReduceMax ReduceMin ReduceProd ReduceSum "
                                 "ReduceSumSquare ReduceASum ReduceAll ReduceL2"),
     "Reduction": _enum("byte", "REDUCTION_SUM MEAN NONE"),
+    "PaddingMode": _enum("byte", "CONSTANT REFLECT SYMMETRIC MODE_RESERVED"),
     "QuantType": _enum("int", "QUANT_NONE AwareTraining WeightQuant PostTraining QUANT_WEIGHT "
                               "QUANT_ALL QUANT_DYNAMIC"),
     "WeightQuantCompressType": _enum("int", "NONE INDEXING SPARSE FSE BITPACKING FSE_INT "
@@ -136,6 +137,11 @@ PRIMITIVE_TABLES: dict[str, list[Field]] = {
     "SmoothL1LossGrad": [F("beta", "float", 0.0)],
     "Split": [F("output_num", "long", 0), F("size_splits", "[long]"), F("axis", "long", 0)],
     "Square": [],
+    # PadFusion's paddings also travel as its int32 input 1, which Lite's kernel reads.
+    "PadFusion": [F("paddings", "Vec2D"), F("padding_mode", "PaddingMode", 0),
+                  F("constant_value", "float", 0.0)],
+    "SliceFusion": [F("axes", "[long]")],
+    "Gather": [],
     "Adam": [F("use_locking", "bool", False), F("use_nesterov", "bool", False)],
     "AddFusion": _ACT_ONLY,
     "AddN": [],
@@ -195,6 +201,9 @@ PRIMITIVE_TABLES: dict[str, list[Field]] = {
 }
 
 TABLES: dict[str, list[Field]] = {
+    # PadFusion's paddings (ops.fbs Vec2D of Vec).
+    "Vec": [F("data", "[long]")],
+    "Vec2D": [F("data", "[Vec]")],
     "QuantParam": [
         F("scale", "double", 1.0), F("zeroPoint", "int", 0), F("min", "double", 0.0),
         F("max", "double", 0.0), F("narrowRange", "bool", True), F("numBits", "int", 8),
