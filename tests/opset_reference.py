@@ -444,6 +444,37 @@ def _split_with_size(ins, a):
             for k in range(len(a["split_size"]))]
 
 
+@ref("Pad")
+def _pad(ins, a):
+    x, flat = ins[0], list(a["paddings"])
+    out = np.zeros([d + flat[2 * i] + flat[2 * i + 1] for i, d in enumerate(x.shape)], x.dtype)
+    for pos in np.ndindex(x.shape):
+        out[tuple(p + flat[2 * i] for i, p in enumerate(pos))] = x[pos]
+    return [out]
+
+
+@ref("Slice")
+def _slice(ins, a):
+    x = ins[0]
+    ends = [d if s == -1 else b + s for d, b, s in zip(x.shape, a["begin"], a["size"])]
+    out = np.zeros([e - b for b, e in zip(a["begin"], ends)], x.dtype)
+    for pos in np.ndindex(out.shape):
+        out[pos] = x[tuple(p + b for p, b in zip(pos, a["begin"]))]
+    return [out]
+
+
+@ref("Gather")
+def _gather(ins, a):
+    params, idx = ins
+    axis = a["axis"] % params.ndim
+    out = np.zeros(params.shape[:axis] + idx.shape + params.shape[axis + 1:], params.dtype)
+    for pos in np.ndindex(out.shape):
+        k = pos[axis:axis + idx.ndim]
+        src = pos[:axis] + (int(idx[k]),) + pos[axis + idx.ndim:]
+        out[pos] = params[src]
+    return [out]
+
+
 _TYPE_IDS = {34: np.int32, 42: np.float16, 43: np.float32, 44: np.float64}
 ref("Cast")(lambda ins, a: [np.array([math.trunc(float(v)) if a["to"] == 34
                                       else float(v) for v in ins[0].ravel()], _TYPE_IDS[a["to"]])

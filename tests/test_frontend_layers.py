@@ -160,13 +160,30 @@ def test_pooling_layers():
     np.testing.assert_allclose(y, X.reshape(2, 3, 3, 2, 3, 2).mean((3, 5)), rtol=1e-5)
 
 
-def test_adaptive_avg_pool_names_its_missing_op():
-    if "AdaptiveAvgPool2D" in OPS:
-        y = nn.AdaptiveAvgPool2d(1)(t(X)).asnumpy()
-        np.testing.assert_allclose(y, X.mean((2, 3), keepdims=True), rtol=1e-5)
-    else:
-        with pytest.raises(Exception, match="AdaptiveAvgPool2D"):
-            nn.AdaptiveAvgPool2d(1)(t(X))
+def test_adaptive_avg_pool_uses_ops_lite_has():
+    # Output 1: ReduceMean over H, W (the zoo's global pooling); an even division: AvgPool.
+    y = nn.AdaptiveAvgPool2d(1)(t(X)).asnumpy()
+    np.testing.assert_allclose(y, X.mean((2, 3), keepdims=True), rtol=1e-5)
+    y = nn.AdaptiveAvgPool2d((3, 3))(t(X)).asnumpy()
+    np.testing.assert_allclose(y, X.reshape(2, 3, 3, 2, 3, 2).mean((3, 5)), rtol=1e-5)
+    # Uneven windows need MindSpore's AdaptiveAvgPool2D, which Lite (and todkit) lack.
+    with pytest.raises(Exception, match="AdaptiveAvgPool2D"):
+        nn.AdaptiveAvgPool2d(4)(t(X))
+
+
+def test_adaptive_avg_pool_of_one_traces_reduce_mean():
+    class Net(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.pool = nn.AdaptiveAvgPool2d(1)
+
+        def construct(self, x):
+            return self.pool(x)
+
+    from todkit.frontend.graphs import build_graph
+    g, _ = build_graph(Net(), [t(X)])
+    (node,) = g.nodes
+    assert node.op == "ReduceMean" and node.attrs["axis"] == (2, 3) and node.attrs["keep_dims"]
 
 
 def test_sequential_and_cell_list_naming():

@@ -92,6 +92,9 @@ L = np.array([[0.2, -1.5, 3.0], [1.0, 0.5, -0.3]], np.float32)
 T = np.array([[0.0, -1.0, 1.0], [1.5, 0.5, 0.0]], np.float32)
 P01 = 1 / (1 + np.exp(-L))
 T01 = (T > 0).astype(np.float32)
+SIG = P01
+W = np.array([[1.0, 0.5, 2.0], [0.0, 1.0, 3.0]], np.float32)
+PW = np.array([2.0, 0.5, 1.0], np.float32)
 LOSSES = [
     (lambda: nn.MSELoss(), ("Square",), L, T, ((L - T) ** 2).mean()),
     (lambda: nn.L1Loss(reduction="sum"), ("Abs",), L, T, np.abs(L - T).sum()),
@@ -99,8 +102,10 @@ LOSSES = [
      np.where(np.abs(L - T) < 1, 0.5 * (L - T) ** 2, np.abs(L - T) - 0.5)),
     (lambda: nn.BCELoss(), ("BinaryCrossEntropy",), P01, T01,
      -(T01 * np.log(P01) + (1 - T01) * np.log(1 - P01)).mean()),
-    (lambda: nn.BCEWithLogitsLoss(), ("BCEWithLogitsLoss",), L, T01,
-     -(T01 * np.log(P01) + (1 - T01) * np.log(1 - P01)).mean()),
+    (lambda: nn.BCEWithLogitsLoss(), ("SigmoidCrossEntropyWithLogits",), L, T01,
+     -(T01 * np.log(SIG) + (1 - T01) * np.log(1 - SIG)).mean()),
+    (lambda: nn.BCEWithLogitsLoss(reduction="sum", weight=M.Tensor(W), pos_weight=M.Tensor(PW)),
+     ("Maximum",), L, T01, -(W * (PW * T01 * np.log(SIG) + (1 - T01) * np.log(1 - SIG))).sum()),
     (lambda: nn.NLLLoss(), ("NLLLoss",), np.log(P01 / P01.sum(1, keepdims=True)),
      np.array([2, 0], np.int32),
      -np.log(P01 / P01.sum(1, keepdims=True))[[0, 1], [2, 0]].mean()),
@@ -108,7 +113,8 @@ LOSSES = [
 
 
 @pytest.mark.parametrize("make,ops,logits,labels,want", LOSSES,
-                         ids=["mse", "l1", "smooth_l1", "bce", "bce_logits", "nll"])
+                         ids=["mse", "l1", "smooth_l1", "bce", "bce_logits", "bce_logits_weights",
+                              "nll"])
 def test_losses(make, ops, logits, labels, want):
     missing = [o for o in ops if o not in OPS]
     if missing:
@@ -120,3 +126,53 @@ def test_losses(make, ops, logits, labels, want):
 def test_loss_reduction_is_checked():
     with pytest.raises(ValueError, match="MSELoss: reduction"):
         nn.MSELoss(reduction="avg")
+
+
+def test_per_step_learning_rate_trains_alike_eagerly_and_on_the_device(tmp_path):
+    """``learning_rate=[...]``: Gather(learning_rate, global_step, 0) then Reshape, as
+    MindSpore 2.10 exports it; the converted model walks the table step by step as eager
+    training does."""
+    from todkit import lite
+    from todkit.converter.convert import convert
+    from todkit.formats import mindir
+
+    rates = [0.5, 0.1, 0.02]
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    y = np.array([0, 1, 1, 0], np.int32)
+
+    def build():
+        M.set_seed(3)
+        net = nn.Dense(3, 2)
+        loss = nn.WithLossCell(net, nn.SoftmaxCrossEntropyWithLogits(sparse=True,
+                                                                     reduction="mean"))
+        return net, nn.TrainOneStepCell(loss, nn.Momentum(net.trainable_params(), rates, 0.9))
+
+    net, train = build()
+    path = M.export(train, M.Tensor(x), M.Tensor(y), file_name=str(tmp_path / "lr"),
+                    file_format="MINDIR")
+    gathers = [n for n in mindir.read(path).nodes if n.op == "Gather"]
+    assert len(gathers) == 1 and gathers[0].inputs[0].type.shape == (3,)
+    model = lite.Model()
+    model.build_from_file(convert(path, str(tmp_path / "lr"), train_model=True),
+                          lite.ModelType.MINDIR_LITE, lite.Context(), train_cfg=lite.TrainCfg())
+    inputs = model.get_inputs()
+    inputs[0].set_data_from_numpy(x)
+    inputs[1].set_data_from_numpy(y)
+    model.set_train_mode(True)
+    for _ in rates:
+        model.run_step()
+    device = {v.name: model.session.array(v) for v in model.session.trainable_params()}
+
+    net, train = build()
+    train.set_train()
+    for _ in rates:
+        train(M.Tensor(x), M.Tensor(y))
+    assert {"bias", "weight"} <= set(device)
+    np.testing.assert_allclose(device["weight"], net.weight.asnumpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(device["bias"], net.bias.asnumpy(), rtol=1e-5, atol=1e-6)
+    # The table was walked: a fixed first rate ends elsewhere.
+    rates[1:] = [rates[0]] * 2
+    net, train = build()
+    for _ in rates:
+        train(M.Tensor(x), M.Tensor(y))
+    assert not np.allclose(device["weight"], net.weight.asnumpy(), rtol=1e-3)

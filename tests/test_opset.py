@@ -269,6 +269,13 @@ CASES = [
     row("Concat", [F(2, 3), F(2, 1), F(2, 2)], grad=(0, 1, 2), axis=1),
     row("Concat", [F(1, 3), F(2, 3)], grad=(1,), axis=-2),
     row("SplitWithSize", [F(2, 6)], grad=(0,), split_size=(4, 2), dim=1),
+    # padding, slicing, gathering (paddings flattened: before/after per axis)
+    row("Pad", [F(2, 3, 2, 2)], grad=(0,), paddings=(0, 0, 0, 0, 1, 1, 1, 2)),
+    row("Pad", [F(3)], grad=(0,), paddings=(2, 0)),
+    row("Slice", [F(3, 5, 4)], grad=(0,), begin=(1, 0, 2), size=(2, -1, 1)),
+    row("Gather", [F(5), Val([3], np.int32)], grad=(0,)),
+    row("Gather", [F(4, 3), Val([[0, 2], [2, 3]], np.int32)], grad=(0,)),
+    row("Gather", [F(2, 4, 3), Val([1, 0, 3], np.int32)], axis=1),
     # casts and encodings (Cast's ``to`` is MindSpore's TypeId: 42 float16, 43 float32, 34 int32)
     row("Cast", [F(3, 4)], grad=(0,), to=44),
     row("Cast", [Val([-1.7, 0.2, 2.9])], to=34),

@@ -1,14 +1,17 @@
 """Losses as MindSpore 2.x's nn/loss/loss.py builds them.
 
 ``LossBase.get_loss`` reduces with ``ReduceMean``/``ReduceSum`` over every axis (MindSpore's
-Cast to float32 and Mul by the weight 1.0 are no-ops for float32 and are not emitted). Until the
-opset has ReduceMean, a 1-D loss is reduced by a MatMul with a constant column, which computes
-the same number and differentiates with existing rules.
+Cast to float32 and Mul by the weight 1.0 are no-ops for float32 and are not emitted).
 
 ``SoftmaxCrossEntropyWithLogits(sparse=False, reduction='none')``: dense labels use the
 2-output ``SoftmaxCrossEntropyWithLogits`` op (output 0 is the per-sample loss); sparse labels
 with 'mean' use ``SparseSoftmaxCrossEntropyWithLogits``; sparse with 'none'/'sum' one-hot the
 labels first (``OneHot``), as MindSpore does.
+
+Where MindSpore's own primitive has no MindSpore Lite kernel, the loss is built from ops that
+have one (docs/OPS.md): ``SmoothL1Loss`` is the element-wise primitive then the reduction;
+``BCEWithLogitsLoss`` is ``SigmoidCrossEntropyWithLogits`` (times ``weight``) then the
+reduction, and with ``pos_weight`` MindSpore's formula in element-wise ops.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from todkit.core import dtypes
 from todkit.frontend import primitives as P
 from todkit.frontend.cell import Cell
 from todkit.frontend.tensor import Tensor
-from todkit.opset.registry import OPS
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -27,13 +29,8 @@ _REDUCTIONS = ("none", "mean", "sum")
 def _reduce(x, reduction: str):
     if reduction == "none":
         return x
-    op = "ReduceMean" if reduction == "mean" else "ReduceSum"
-    if op in OPS or len(x.shape) != 1:
-        return getattr(P, op)()(x, tuple(range(len(x.shape))))
-    n = x.shape[0]
-    weight = np.full((n, 1), 1.0 / n if reduction == "mean" else 1.0, x.dtype.np)
-    row = P.Reshape()(x, (1, n))
-    return P.Reshape()(P.MatMul()(row, weight), ())
+    op = P.ReduceMean() if reduction == "mean" else P.ReduceSum()
+    return op(x, tuple(range(len(x.shape))))
 
 
 class LossBase(Cell):
@@ -104,10 +101,11 @@ class SmoothL1Loss(LossBase):
         if not beta > 0:
             raise ValueError(f"SmoothL1Loss: beta must be > 0, got {beta}")
         self.beta = float(beta)
-        self.smooth_l1_loss = P.SmoothL1Loss(self.beta, reduction)
+        # Element-wise, then get_loss's reduction: Lite's SmoothL1Loss kernel has no reduction.
+        self.smooth_l1_loss = P.SmoothL1Loss(self.beta, "none")
 
     def construct(self, logits, labels):
-        return self.smooth_l1_loss(logits, labels)
+        return self.get_loss(self.smooth_l1_loss(logits, labels))
 
 
 class BCELoss(LossBase):
@@ -125,19 +123,29 @@ class BCELoss(LossBase):
 
 
 class BCEWithLogitsLoss(LossBase):
-    """The ``BCEWithLogitsLoss(reduction)`` primitive with ``weight`` and ``pos_weight``
-    (ones when None, as ``ops.binary_cross_entropy_with_logits`` fills them)."""
+    """Binary cross-entropy on logits. MindSpore's ``BCEWithLogitsLoss`` primitive has no Lite
+    kernel, so: ``SigmoidCrossEntropyWithLogits`` (times ``weight`` when given), then the
+    reduction. With ``pos_weight`` p, MindSpore's formula
+    ``(1 - y) x + (1 + (p - 1) y) (log(1 + exp(-|x|)) + max(-x, 0))`` in element-wise ops
+    (|x| as Maximum(x, -x): Lite has no .ms Abs row here)."""
 
     def __init__(self, reduction="mean", weight=None, pos_weight=None):
         super().__init__(reduction)
         self.weight, self.pos_weight = weight, pos_weight
-        self.bce_with_logits = P.BCEWithLogitsLoss(reduction)
+        self.sigmoid_cross_entropy = P.SigmoidCrossEntropyWithLogits()
 
     def construct(self, logits, labels):
-        weight = self.weight if self.weight is not None else _ones(logits, "weight")
-        pos = self.pos_weight if self.pos_weight is not None else _ones(
-            Tensor(np.zeros(logits.shape[-1:], logits.dtype.np)), "pos_weight")
-        return self.bce_with_logits(logits, labels, weight, pos)
+        if self.pos_weight is None:
+            loss = self.sigmoid_cross_entropy(logits, labels)
+        else:
+            neg = P.Neg()(logits)
+            softplus_neg = P.Log()(P.Exp()(P.Neg()(P.Maximum()(logits, neg))) + 1.0) + \
+                P.Maximum()(neg, 0.0)
+            log_weight = (self.pos_weight - 1.0) * labels + 1.0
+            loss = (1.0 - labels) * logits + log_weight * softplus_neg
+        if self.weight is not None:
+            loss = P.Mul()(self.weight, loss)
+        return self.get_loss(loss)
 
 
 class NLLLoss(LossBase):

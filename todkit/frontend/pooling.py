@@ -31,8 +31,9 @@ class AvgPool2d(Cell):
 
 
 class AdaptiveAvgPool2D(Primitive):
-    """``AdaptiveAvgPool2D(output_size)``: MindSpore's primitive; its op is not in the opset
-    yet, so calling it fails with ``unsupported op AdaptiveAvgPool2D``."""
+    """``AdaptiveAvgPool2D(output_size)``: MindSpore's primitive. Lite has no kernel for it (nor
+    for its gradient), so the opset lacks it and calling it fails with ``unsupported op
+    AdaptiveAvgPool2D``; ``nn.AdaptiveAvgPool2d`` avoids it where it can."""
 
     def __init__(self, output_size):
         size = (output_size, output_size) if isinstance(output_size, int) else tuple(
@@ -41,9 +42,27 @@ class AdaptiveAvgPool2D(Primitive):
 
 
 class AdaptiveAvgPool2d(Cell):
+    """Output size 1: ``ReduceMean(keep_dims=True)`` over H, W, as the model zoo pools
+    globally. An output size dividing the input evenly: ``AvgPool`` with kernel = stride =
+    input / output, the same windows. Otherwise the AdaptiveAvgPool2D primitive (unsupported)."""
+
     def __init__(self, output_size):
         super().__init__()
         self.adaptive_avgpool2d = AdaptiveAvgPool2D(output_size)
+        self.output_size = self.adaptive_avgpool2d.attrs["output_size"]
+        self.mean = P.ReduceMean(keep_dims=True)
 
     def construct(self, x):
+        if len(x.shape) != 4:
+            raise ValueError(f"AdaptiveAvgPool2d: the input must be [N, C, H, W], got "
+                             f"{list(x.shape)}")
+        h, w = x.shape[2:]
+        oh, ow = (d if o == -1 else o for o, d in zip(self.output_size, (h, w)))
+        if (oh, ow) == (1, 1):
+            return self.mean(x, (2, 3))
+        if (oh, ow) == (h, w):
+            return x
+        if h % oh == 0 and w % ow == 0:
+            window = (h // oh, w // ow)
+            return P.AvgPool(kernel_size=window, strides=window)(x)
         return self.adaptive_avgpool2d(x)

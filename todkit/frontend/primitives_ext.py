@@ -127,14 +127,20 @@ class Cast(Primitive):
         super().__init__()
 
     def __call__(self, x, dtype):
-        return run("Cast", [x], {"to": dtypes.as_dtype(dtype).name})
+        # MindSpore's TypeId number (43 float32, 34 int32...), as both file formats store it.
+        return run("Cast", [x], {"to": dtypes.as_dtype(dtype).ms_type_id})
 
 
 class Pad(Primitive):
-    """``Pad(paddings)``: ((before, after) per axis), zeros."""
+    """``Pad(paddings)``: ((before, after) per axis), zeros. The IR op keeps the pairs
+    flattened (b0, a0, b1, a1, ...), as Lite's paddings tensor (docs/OPS.md)."""
 
     def __init__(self, paddings):
-        super().__init__(paddings=tuple((int(a), int(b)) for a, b in paddings))
+        pairs = tuple((int(a), int(b)) for a, b in paddings)
+        if any(v < 0 for pair in pairs for v in pair):
+            raise ValueError(f"Pad: paddings must be >= 0, got {pairs}")
+        super().__init__(paddings=tuple(v for pair in pairs for v in pair))
+        self.paddings = pairs
 
 
 class Gather(Primitive):

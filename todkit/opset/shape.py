@@ -132,3 +132,133 @@ class Squeeze(OpDef):
         np.copyto(outs[0], ins[0].reshape(outs[0].shape))
 
     grad = _reshape_back
+
+
+# -- padding, slicing and gathering (ResNet18's nn.Pad; a per-step learning-rate table) ------
+def _pad_pairs(paddings, rank: int) -> list[tuple[int, int]]:
+    """The flat (before_0, after_0, before_1, after_1, ...) attribute as per-axis pairs."""
+    flat = [int(p) for p in paddings]
+    if len(flat) != 2 * rank:
+        raise ValueError(f"paddings has {len(flat)} values; rank {rank} needs {2 * rank}")
+    if min(flat, default=0) < 0:
+        raise ValueError(f"paddings {flat} must be >= 0")
+    return list(zip(flat[0::2], flat[1::2]))
+
+
+@op
+class Pad(OpDef):
+    """Zero padding. ``paddings`` is MindSpore's ((before, after) per axis) flattened to
+    (b0, a0, b1, a1, ...), the int32 tensor Lite's PadFusion reads, so both codecs carry it
+    as it is. The gradient is MindSpore 2.10's bprop: ``Slice(dout, begin=befores,
+    size=x's shape)``."""
+
+    attrs = {"paddings": REQUIRED}
+
+    def infer(ins, a):
+        (x,) = ins
+        pairs = _pad_pairs(a["paddings"], len(x.shape))
+        return [TensorType(tuple(d + b + e for d, (b, e) in zip(x.shape, pairs)), x.dtype)]
+
+    def kernel(ins, outs, a, rt):
+        x, y = ins[0], outs[0]
+        pairs = _pad_pairs(a["paddings"], x.ndim)
+        y.fill(0)
+        y[tuple(slice(b, b + d) for d, (b, _) in zip(x.shape, pairs))] = x
+
+    def grad(g, node, douts):
+        (x,) = node.inputs
+        if not g.wants(x):
+            return [None]
+        pairs = _pad_pairs(node.attrs["paddings"], len(x.type.shape))
+        return [g.emit("Slice", [douts[0]], begin=tuple(b for b, _ in pairs),
+                       size=tuple(x.type.shape))]
+
+
+def _slice_bounds(shape, begin, size) -> list[tuple[int, int]]:
+    """(start, stop) per axis; a size of -1 runs to the end of the axis (MindSpore's Slice)."""
+    begin, size = [int(b) for b in begin], [int(s) for s in size]
+    if len(begin) != len(shape) or len(size) != len(shape):
+        raise ValueError(f"begin {begin} and size {size} need {len(shape)} values each")
+    bounds = []
+    for d, b, s in zip(shape, begin, size):
+        stop = d if s == -1 else b + s
+        if not (0 <= b <= stop <= d) or s < -1:
+            raise ValueError(f"slice begin {begin} size {size} is outside {list(shape)}")
+        bounds.append((b, stop))
+    return bounds
+
+
+@op
+class Slice(OpDef):
+    """``x[begin : begin + size]`` per axis. Its gradient pads ``dout`` back with zeros."""
+
+    attrs = {"begin": REQUIRED, "size": REQUIRED}
+
+    def infer(ins, a):
+        (x,) = ins
+        bounds = _slice_bounds(x.shape, a["begin"], a["size"])
+        return [TensorType(tuple(e - b for b, e in bounds), x.dtype)]
+
+    def kernel(ins, outs, a, rt):
+        bounds = _slice_bounds(ins[0].shape, a["begin"], a["size"])
+        np.copyto(outs[0], ins[0][tuple(slice(b, e) for b, e in bounds)])
+
+    def grad(g, node, douts):
+        (x,) = node.inputs
+        if not g.wants(x):
+            return [None]
+        bounds = _slice_bounds(x.type.shape, node.attrs["begin"], node.attrs["size"])
+        flat = tuple(v for d, (b, e) in zip(x.type.shape, bounds) for v in (b, d - e))
+        return [g.emit("Pad", [douts[0]], paddings=flat)]
+
+
+@op
+class Gather(OpDef):
+    """``params`` indexed by the integer ``indices`` along ``axis``: out shape is
+    params.shape[:axis] + indices.shape + params.shape[axis + 1:]. MindSpore's optimizers read
+    a per-step learning rate this way (Gather(learning_rate, global_step, 0)). An index
+    outside [0, n) is an error, as in Lite's kernel. Only batch_dims 0 (Lite has no batch_dims).
+
+    The gradient (for params, along axis 0) scatters ``dout`` back with existing ops:
+    ``MatMul(OneHot(indices, rows), dout as [k, rest], transpose_a)``; integer indices get none."""
+
+    attrs = {"axis": 0, "batch_dims": 0}
+
+    def infer(ins, a):
+        params, indices = ins
+        if indices.dtype.np.kind not in "iu":
+            raise ValueError(f"indices must be integers, got {indices.dtype.name}")
+        if int(a["batch_dims"]) != 0:
+            raise ValueError("batch_dims other than 0 is not supported")
+        nd = len(params.shape)
+        axis = int(a["axis"])
+        if not -nd <= axis < nd:
+            raise ValueError(f"axis {axis} is out of range for rank {nd}")
+        axis %= nd
+        shape = params.shape[:axis] + tuple(indices.shape) + params.shape[axis + 1:]
+        return [TensorType(shape, params.dtype)]
+
+    def kernel(ins, outs, a, rt):
+        params, indices = ins
+        axis = int(a["axis"]) % params.ndim
+        n = params.shape[axis]
+        if indices.size and (indices.min() < 0 or indices.max() >= n):
+            raise IndexError(f"Gather: indices {indices.ravel().tolist()} are out of range for "
+                             f"{n} entries along axis {axis}")
+        np.take(params, indices, axis=axis, out=outs[0])
+
+    def grad(g, node, douts):
+        params, indices = node.inputs
+        if not g.wants(params):
+            return [None, None]
+        if int(node.attrs["axis"]) % len(params.type.shape) != 0:
+            raise NotImplementedError("Gather's gradient is implemented along axis 0 only")
+        rows, rest = params.type.shape[0], int(np.prod(params.type.shape[1:]))
+        k = int(np.prod(indices.type.shape))
+        dt = params.type.dtype.np
+        flat_idx = g.emit("Reshape", [indices], shape=(k,))
+        one_hot = g.emit("OneHot", [flat_idx, g.const(np.array(1, dt)),
+                                    g.const(np.array(0, dt))], depth=rows)
+        d = g.emit("Reshape", [douts[0]], shape=(k, rest))
+        dparams = g.emit("MatMul", [one_hot, d], transpose_a=True)
+        return [g.emit("Reshape", [dparams], shape=tuple(params.type.shape)), None]
