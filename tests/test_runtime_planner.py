@@ -115,9 +115,9 @@ def live_ranges(ex, keep_alive=()):
             rng[id(v)] = [step, step]
             arrays[id(v)] = ex.views[id(v)]
         k_out = len(node.outputs)
-        for k, ws in enumerate(ex.bound[step][2][k_out:]):
-            key = ("ws", step, k)
-            rng[key] = [step, step]
+        for ws in ex.bound[step][2][k_out:]:
+            key = ("ws", id(ws))  # a shared workspace: one range from its first to last user
+            rng[key] = [rng[key][0], step] if key in rng else [step, step]
             arrays[key] = ws
         assert len(ex.bound[step][2]) - k_out == len(
             get_op(node.op).workspace_types([v.type for v in node.inputs], node.attrs))
@@ -213,9 +213,18 @@ def test_workspaces_are_planned_and_never_overlap_live_values():
                                    "format": "NHWC"}, name="c1").outputs[0]
     y = emit(g, "Conv2D", [h, w2], {"out_channel": 5, "kernel_size": (2, 2),
                                    "format": "NHWC"}, name="c2").outputs[0]
-    g.outputs = [y, h]
+    # The filter gradient of c2 reuses c2's im2col columns (same x, same geometry).
+    dy = emit(g, "ReLU", [y], name="dy").outputs[0]
+    dw = emit(g, "Conv2DBackpropFilter", [dy, h],
+              {"out_channel": 5, "kernel_size": (2, 2), "format": "NHWC",
+               "filter_sizes": (5, 4, 2, 2)}, name="dw").outputs[0]
+    g.outputs = [y, h, dw]
     s = Session(g)
     assert any("workspace" in b.name for b in s.eval.plan.buffers)
+    step = [n.name for n in s.eval.nodes].index("dw")
+    assert s.eval.filled == {step: {1}}
+    c2 = [n.name for n in s.eval.nodes].index("c2")
+    assert s.eval.bound[c2][2][2] is s.eval.bound[step][2][2]
     check_no_live_overlap(s.eval, g.outputs)
     assert s.eval.plan.overlaps() == []
     feed = rng.normal(size=(2, 9, 9, 3)).astype(np.float32)

@@ -26,7 +26,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from todkit.ir.graph import TensorType
 from todkit.opset.layout import Layout
-from todkit.opset.registry import REQUIRED, OpDef, op
+from todkit.opset.registry import REQUIRED, WORKSPACE_FILLED, OpDef, op
 
 CONV_ATTRS = {
     "out_channel": REQUIRED,
@@ -166,6 +166,17 @@ def conv_workspace(x_shape, w_shape, a, dtype) -> list[TensorType]:
     return [TensorType((padded,), dtype), TensorType((geo.n * oh * ow * kh * kw * geo.cg,), dtype)]
 
 
+def columns_key(x, w_shape, a):
+    """``workspace_key`` of the im2col columns (workspace 1) of input value ``x``: NHWC,
+    group 1 only, where Conv2D and Conv2DBackpropFilter lay the columns out alike
+    (N*OH*OW, kh*kw*C), so the filter gradient reuses the forward pass's columns."""
+    if x.is_const or str(a["format"]).upper() != "NHWC" or int(a["group"]) != 1:
+        return {}
+    pads, ohw = conv_geometry(x.type.shape, w_shape, a)
+    geometry = (pair(a["kernel_size"]), pair(a["stride"]), pair(a["dilation"]), pads, ohw)
+    return {1: ("im2col", id(x), geometry)}
+
+
 def _scratch(outs, k, size, dtype) -> np.ndarray:
     """Workspace ``k`` (after the one output) if the runtime passed it, else a fresh array."""
     if len(outs) > 1 + k and outs[1 + k].size >= size:
@@ -210,7 +221,8 @@ def _conv_forward(x, w, out, a, outs=()):
         win = geo.windows(xp[lay.channel_slice(k * cg, (k + 1) * cg)])
         w2 = w[k * og:(k + 1) * og].reshape(og, -1)
         dst_view = out[lay.channel_slice(k * og, (k + 1) * og)]
-        np.copyto(flat.reshape(win.shape), win)  # the im2col copy, into the scratch
+        if 1 not in a.get(WORKSPACE_FILLED, ()):
+            np.copyto(flat.reshape(win.shape), win)  # the im2col copy, into the scratch
         if lay.nhwc:
             cols = flat.reshape(-1, w2.shape[1])  # (N*OH*OW, kh*kw*C)
             dst = out.reshape(-1, og) if geo.g == 1 else None
@@ -290,9 +302,15 @@ def _conv_backprop_filter(dy, x, out, a, outs=()):
                 out[:, 0, i, j] = dwij
         return
     (kh, kw), (oh, ow) = geo.khw, geo.ohw
+    flat = _scratch(outs, 1, geo.n * oh * ow * kh * kw * cg, x.dtype)
+    if 1 in a.get(WORKSPACE_FILLED, ()):  # the forward Conv2D's columns of this same x
+        dst = out.reshape(og, -1)
+        np.matmul(dy.reshape(-1, og).T, flat.reshape(-1, dst.shape[1]), out=dst)
+        if not np.shares_memory(dst, out):
+            out[...] = dst.reshape(out.shape)
+        return
     xp = _pad_into(geo, x, _scratch(outs, 0, int(np.prod(_padded_shape(geo, lay.channels(
         x.shape)))) if any(geo.pads) else 0, x.dtype))
-    flat = _scratch(outs, 1, geo.n * oh * ow * kh * kw * cg, x.dtype)
     for k in range(geo.g):
         win = geo.windows(xp[lay.channel_slice(k * cg, (k + 1) * cg)])
         dst_view = out[k * og:(k + 1) * og]
@@ -332,6 +350,9 @@ class Conv2D(OpDef):
 
     def workspace(ins, a):
         return conv_workspace(ins[0].shape, ins[1].shape, a, ins[0].dtype)
+
+    def workspace_key(node):
+        return columns_key(node.inputs[0], node.inputs[1].type.shape, node.attrs)
 
     def grad(g, node, douts):
         (dy,) = douts
@@ -399,3 +420,6 @@ class Conv2DBackpropFilter(OpDef):
 
     def workspace(ins, a):
         return conv_workspace(ins[1].shape, _sizes(a, "filter_sizes"), a, ins[0].dtype)
+
+    def workspace_key(node):
+        return columns_key(node.inputs[1], _sizes(node.attrs, "filter_sizes"), node.attrs)

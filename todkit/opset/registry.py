@@ -16,6 +16,13 @@ Conventions every op follows:
   needs, passed as extra ``outs`` after the real outputs. The device runtime plans them in
   its arena (live at the node's step only); the reference interpreter allocates them fresh.
   A kernel called with fewer ``outs`` (the front end's eager path) allocates its own.
+- ``workspace_key(node) -> {k: key}`` (optional): workspace ``k`` holds a pure function of
+  the node's inputs named by ``key`` (hashable; e.g. the im2col columns of one input under
+  one window geometry). In one plan, nodes whose workspaces have equal keys and types share
+  one buffer, live from the first of them to the last; the first fills it, the later ones
+  are called with ``attrs[WORKSPACE_FILLED] = {k, ...}`` and read it instead of recomputing
+  (Conv2DBackpropFilter reuses the forward Conv2D's columns). Without the runtime (the
+  interpreter, the eager path) the key is ignored and every kernel fills its own.
 - ``alias = {k: j}`` (optional): output ``k`` may be a view of input ``j`` (same bytes, new
   shape: Reshape, Flatten, ExpandDims, Squeeze). The device runtime binds the output as a
   reshaped view of the input, extends the input's lifetime over the view's readers and does
@@ -30,6 +37,8 @@ from typing import Any
 from todkit.core.errors import InferShapeError, OpAttrError, OpNotFoundError
 
 REQUIRED = object()
+# Key of the bound attributes telling a kernel which workspaces already hold their content.
+WORKSPACE_FILLED = "_workspace_filled"
 
 
 class OpDef:
@@ -46,6 +55,7 @@ class OpDef:
     kernel: Callable = None  # type: ignore[assignment]
     grad: Callable | None = None
     workspace: Callable | None = None  # (in_types, attrs) -> list[TensorType] of scratch
+    workspace_key: Callable | None = None  # (node) -> {workspace index: hashable key}
 
     @classmethod
     def complete_attrs(cls, attrs: dict[str, Any], where: str = "") -> dict[str, Any]:
@@ -84,7 +94,7 @@ OPS: dict[str, type[OpDef]] = {}
 def op(cls: type[OpDef]) -> type[OpDef]:
     """Register an OpDef under its class name (or ``name``); the class keeps its name."""
     cls.name = cls.__dict__.get("name") or cls.__name__
-    for fn in ("infer", "kernel", "grad", "workspace"):
+    for fn in ("infer", "kernel", "grad", "workspace", "workspace_key"):
         f = cls.__dict__.get(fn)
         if f is not None and not isinstance(f, staticmethod):
             setattr(cls, fn, staticmethod(f))

@@ -14,7 +14,7 @@ import numpy as np
 
 from todkit.core.errors import OpExecuteError, TodkitError
 from todkit.ir.graph import Node, Value
-from todkit.opset.registry import get_op
+from todkit.opset.registry import WORKSPACE_FILLED, get_op
 from todkit.opset.runctx import RunContext
 from todkit.runtime.planner import DEFAULT_ALIGNMENT, ArenaPlan, Buffer, plan_arena
 
@@ -96,13 +96,31 @@ class Executor:
         lives = lifetimes(self.nodes, set(pinned), keep_alive, self.aliases)
         self._planned = [v for v, _, _ in lives]
         buffers = [Buffer(v.name, v.type.nbytes, a, b) for v, a, b in lives]
-        # Kernel scratch (the ops' ``workspace``): live at its node's step only.
-        self._workspaces: list[tuple[int, object]] = []
+        # Kernel scratch (the ops' ``workspace``): live at its node's step only, or, when
+        # several nodes declare the same ``workspace_key``, from the first to the last.
+        self._workspaces: list[tuple[list[tuple[int, int]], object]] = []  # [(step, k)], type
+        self.filled: dict[int, set[int]] = {}  # step -> workspaces already filled for it
+        shared: dict[object, int] = {}
+        spans: list[list[int]] = []
         for step, node in enumerate(self.nodes):
-            types = get_op(node.op).workspace_types([v.type for v in node.inputs], node.attrs)
+            opdef = get_op(node.op)
+            types = opdef.workspace_types([v.type for v in node.inputs], node.attrs)
+            keys = opdef.workspace_key(node) if opdef.workspace_key and types else {}
             for k, t in enumerate(types):
-                self._workspaces.append((step, t))
-                buffers.append(Buffer(f"{node.name}/workspace:{k}", t.nbytes, step, step))
+                key = (keys[k], t) if k in keys else None
+                if key is not None and key in shared:
+                    i = shared[key]
+                    self._workspaces[i][0].append((step, k))
+                    spans[i][1] = step
+                    self.filled.setdefault(step, set()).add(k)
+                    continue
+                if key is not None:
+                    shared[key] = len(self._workspaces)
+                self._workspaces.append(([(step, k)], t))
+                spans.append([step, step])
+        for (users, t), (a, b) in zip(self._workspaces, spans):
+            step, k = users[0]
+            buffers.append(Buffer(f"{self.nodes[step].name}/workspace:{k}", t.nbytes, a, b))
         self.plan: ArenaPlan = plan_arena(buffers, alignment, base)
         self.views: dict[int, np.ndarray] = {}
         self.bound: list[tuple] = []
@@ -113,10 +131,11 @@ class Executor:
         n = len(self._planned)
         for v, off in zip(self._planned, self.plan.offsets[:n]):
             views[id(v)] = arena_view(arena, off, v)
-        scratch: dict[int, list[np.ndarray]] = {}
-        for (step, t), off in zip(self._workspaces, self.plan.offsets[n:]):
-            scratch.setdefault(step, []).append(
-                arena[off:off + t.nbytes].view(t.dtype.np).reshape(t.shape))
+        scratch: dict[int, dict[int, np.ndarray]] = {}
+        for (users, t), off in zip(self._workspaces, self.plan.offsets[n:]):
+            arr = arena[off:off + t.nbytes].view(t.dtype.np).reshape(t.shape)
+            for step, k in users:
+                scratch.setdefault(step, {})[k] = arr
         bound = []
         for step, node in enumerate(self.nodes):
             for v in node.outputs:  # views of a root bound above (or pinned), reshaped
@@ -130,7 +149,11 @@ class Executor:
             kernel = opdef.kernel
             if node.outputs and all(id(v) in self.aliases for v in node.outputs):
                 kernel = _no_kernel
-            bound.append((kernel, ins, outs + scratch.get(step, []), node.attrs))
+            ws = scratch.get(step, {})
+            attrs = node.attrs
+            if step in self.filled:
+                attrs = {**attrs, WORKSPACE_FILLED: frozenset(self.filled[step])}
+            bound.append((kernel, ins, outs + [ws[k] for k in range(len(ws))], attrs))
         self.views = views
         self.bound = bound
 
