@@ -47,7 +47,8 @@ EXPECTED = {
                                           "earlier node"),
     "ms_self_loop.ms": (G, "input 0 reads tensor 5 ('Default/ReLU-op2'), which is not"),
     "ms_dangling_edge.ms": (G, "reads tensor 6 ('nobody_makes_this'), which is not"),
-    "ms_unsupported_ops.ms": (OP, "unsupported ops: Abs (nodes: Default/fc-Dense/MatMul-op0); "
+    "ms_unsupported_ops.ms": (OP, "unsupported ops: AudioSpectrogram (nodes: "
+                                  "Default/fc-Dense/MatMul-op0); "
                                   "Erf (nodes: Default/ReLU-op2)"),
     "ms_wrong_output_shape.ms": (G, "is float32[5, 5] in the file, but the op's shape rule"),
     "ms_shared_offsets_blowup.ms": (G, "invalid .ms file"),

@@ -380,14 +380,16 @@ def test_missing_file_gives_graph_file_error(tmp_path):
 def test_unsupported_ops_are_listed_at_once():
     meta = _sgd_meta()
     names = [n["name"] for n in meta["nodes"]]
-    meta["nodes"][0]["primitive"] = {"value_type": schema.PRIMITIVE_TAG["Abs"], "value": {}}
-    meta["nodes"][1]["primitive"] = {"value_type": schema.PRIMITIVE_TAG["Abs"], "value": {}}
+    unknown = schema.PRIMITIVE_TAG["AudioSpectrogram"]  # a Lite op todkit will not run
+    meta["nodes"][0]["primitive"] = {"value_type": unknown, "value": {}}
+    meta["nodes"][1]["primitive"] = {"value_type": unknown, "value": {}}
     meta["nodes"][2]["primitive"] = {"value_type": schema.PRIMITIVE_TAG["Activation"],
                                      "value": {"activation_type": 4}}
     with pytest.raises(OpNotFoundError) as e:
         ms.read(fbwrite.encode(meta))
-    assert e.value.missing == {"Abs": names[:2], "Activation{activation_type=ELU}": [names[2]]}
-    assert "Abs" in str(e.value) and names[2] in str(e.value)
+    assert e.value.missing == {"AudioSpectrogram": names[:2],
+                               "Activation{activation_type=ELU}": [names[2]]}
+    assert "AudioSpectrogram" in str(e.value) and names[2] in str(e.value)
 
 
 def test_conv_pool_graph_round_trip(tmp_path):

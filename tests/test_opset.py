@@ -430,12 +430,7 @@ NO_MINDIR: dict[str, str] = {
     # between tensors, which OpSpec cannot place yet (tests/test_mindir_forms.py).
     "OneHot": "attribute-inputs interleaved with tensor inputs",
 }
-NO_MS: dict[str, str] = {
-    # Lite has Abs (tag 1) and AbsGrad (tag 183); their rows wait until the .ms reader tests
-    # stop using Abs as their unsupported op (test_ms_format.py, hostile/ms_unsupported_ops.ms).
-    "Abs": "pending: other tests use Abs as the unsupported .ms op",
-    "AbsGrad": "pending: other tests use Abs as the unsupported .ms op",
-}
+NO_MS: dict[str, str] = {}
 
 
 def test_every_op_has_a_mindir_and_an_ms_mapping():

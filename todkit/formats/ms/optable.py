@@ -335,6 +335,8 @@ ROWS: tuple[Row, ...] = (
         const_inputs=(ConstInput(1, "depth", scalar=True),)),
     Row("Pow", "PowFusion", select={"scale": 1.0, "shift": 0.0}),
     Row("Square", "Square"),
+    Row("Abs", "Abs"),
+    Row("AbsGrad", "AbsGrad"),
     # Abs / AbsGrad (tags 1, 183) wait until tests/test_ms_format.py and the hostile fixture
     # ms_unsupported_ops.ms stop using Abs as their example of an unsupported op.
     Row("GeLU", "Activation", select={"activation_type": ACT["GELU"], "approximate": True},
