@@ -14,7 +14,8 @@ from tests.shared_paths import LITE, MS210, need
 from todkit import lite
 from todkit.converter import cli
 from todkit.formats import ms
-from todkit.formats.ms.diff import diff
+from todkit.formats.ms import fbread
+from todkit.formats.ms.diff import DiffOptions, diff
 
 # Every train .ms of the corpus is reproduced node for node (order, names, bytes).
 TINY = ["tiny_adam_train", "tiny_momentum_train", "tiny_sgd_train"]
@@ -123,3 +124,38 @@ def test_mindspore_infer_export_converts_and_predicts(name, tmp_path):
         t.set_data_from_numpy(x)
     outs = m.predict(m.get_inputs())
     assert all(np.isfinite(o.get_data_to_numpy()).all() for o in outs)
+
+
+# lenet_infer.ms is the real inference conversion of a LeNet5 exported on its own (scopes
+# "Default/conv1-Conv2d/..."); mindspore-2.10/lenet5_infer.mindir is the same architecture
+# exported inside a WithLossCell (scopes "Default/network-WithLossCell/_backbone-LeNet5/...")
+# with other weights. So names are compared with that scope removed and weights not at all.
+OUR_INFER_SCOPE = "Default/network-WithLossCell/_backbone-LeNet5/"
+
+
+def test_lenet_infer_matches_real_inference_conversion(tmp_path):
+    """--trainModel=false: Conv2DFusion{RELU}, MatMulFusion{RELU} with the bias as third
+    input, fc3's MatMulFusion writing the graph output under BiasAdd's name, NHWC-tagged
+    weights; node for node the same as the real file."""
+    ours = convert(need(MS210 / "lenet5_infer.mindir"), tmp_path / "infer", train=False)
+    real = LITE / "lenet_infer.ms"
+    assert diff(real, ours, DiffOptions(names=False, data=False)) == []
+    real_names = [n.name for n in ms.read(real).graph.nodes]
+    our_names = [n.name.replace(OUR_INFER_SCOPE, "Default/") for n in ms.read(ours).graph.nodes]
+    assert our_names == real_names  # the reader's split nodes included
+    differing = [line for line in diff(real, ours, DiffOptions(names=False)) if "data" in line]
+    assert differing and all(": data differs in " in line for line in differing)
+
+
+def test_train_conversion_fuses_only_unmarked_nodes(tmp_path):
+    """An inference MINDIR converted with --trainModel=true is still fused (nothing is marked);
+    a train MINDIR is not (lenet_tod: every Conv2D/MatMul shares its weight with Adam)."""
+    path = convert(need(MS210 / "lenet5_infer.mindir"), tmp_path / "infer_t", train=True)
+    written = [n["name"] for n in fbread.decode(open(path, "rb").read(), path)["nodes"]]
+    assert len(written) == 11  # the 9 fused nodes + the two conv weights' post-perms
+    ops = [n.op for n in ms.read(path).graph.nodes]
+    assert ops.count("ReLU") == 4 and ops.count("BiasAdd") == 3  # split again by the reader
+    tod = [n["primitive"]["value_type"] for n in fbread.decode(
+        open(convert(need(LITE / "lenet_tod.ms210.mindir"), tmp_path / "tod"), "rb").read(),
+        "tod")["nodes"]]
+    assert len(tod) == 70  # nothing fused

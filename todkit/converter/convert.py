@@ -32,7 +32,7 @@ def lite_passes(graph: Graph, train_model: bool) -> Graph:
             graph.replace_uses(n.outputs[0], n.inputs[0])
         graph.remove_nodes(dropouts)
         # The NHWC conversion is not train-specific (lite-2.0/lenet_infer.ms: NHWC input,
-        # MaxPool-op1_post before the Flatten); the fusions it also makes are not done here.
+        # MaxPool-op1_post before the Flatten); its fusions are made by the writer (fusion.py).
         passes.layout_passes(graph)
     else:
         passes.train_passes(graph)
@@ -42,6 +42,7 @@ def lite_passes(graph: Graph, train_model: bool) -> Graph:
 
 def convert(model_file: str, output_file: str, train_model: bool) -> str:
     """Convert ``model_file`` (MINDIR) to ``<output_file>.ms``; return the path written."""
+    from todkit.converter.fusion import converter_fusions
     from todkit.formats import mindir, ms
 
     if os.path.isdir(model_file):
@@ -49,5 +50,5 @@ def convert(model_file: str, output_file: str, train_model: bool) -> str:
     graph = mindir.read(model_file)
     graph = lite_passes(graph, train_model)
     path = ms_output_path(output_file)
-    ms.write(graph, path, converter_consts=True)
+    ms.write(graph, path, converter_consts=True, fusions=converter_fusions(graph))
     return path

@@ -100,7 +100,9 @@ class _NhwcPass:
         self.khwc.add(id(w))
         oihw = w.type.shape
         _permute(w)
-        w.format = "KHWC"
+        # the tag the real converter gives it: KHWC in a train model, NHWC for inference
+        # (lite-2.0/lenet_tod.ms, lenet_infer.ms)
+        w.format = "KHWC" if self.keep_weight_posts else "NHWC"
         # SGD's state must be shaped like its parameter (todkit's SGD shape rule), so it is
         # re-laid out with it; Adam's and ApplyMomentum's keep the MINDIR shape, as in the
         # real lenet_tod.ms (the updates are element-wise over the stored order).

@@ -10,6 +10,12 @@ node outputs are written with dims [1] as the converter writes the mean loss (se
 With ``converter_consts`` (what ``converter_lite`` passes) every non-parameter constant is
 written as the real exporter writes MINDIR value nodes: named ``Default/data-<n>`` in the order
 tensors are created, scalars with dims [1].
+
+``fusions`` (``fuse.find_fusions``) are written as one ``Conv2DFusion`` / ``MatMulFusion`` each,
+as the real converter writes an inference model: named after the Conv2D/MatMul, the bias as its
+third input, ``activation_type`` from the activation; its output tensor is named after the
+head node too, except a graph output, which keeps its own name (``lenet_infer.ms``:
+``fc3-Dense/MatMulFusion`` writes ``fc3-Dense/BiasAdd-op0``).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from todkit.core import dtypes
 from todkit.core.errors import OpNotFoundError, ParamError
 from todkit.core.fileio import atomic_write  # re-exported: ms.atomic_write
 from todkit.formats.ms import fbread, fbwrite, optable, schema
+from todkit.formats.ms.fuse import FUSED_ACTIVATIONS, Fusion
 from todkit.formats.ms.read import CONST_NAME_PREFIX
 from todkit.ir.graph import Graph, Value
 from todkit.opset import verify
@@ -38,19 +45,19 @@ def ms_path(output_file: str) -> str:
 
 def dumps(graph: Graph, *, name: str | None = None, version: str = DEFAULT_VERSION,
           subgraph_name: str = DEFAULT_SUBGRAPH, fmk_type: int = FMK_TYPE_MINDIR,
-          converter_consts: bool = False) -> bytes:
+          converter_consts: bool = False, fusions: list[Fusion] = ()) -> bytes:
     """The `.ms` bytes of ``graph``."""
     verify(graph, where=f"graph {graph.name!r}")
-    builder = _MetaGraphBuilder(graph, converter_consts)
+    builder = _MetaGraphBuilder(graph, converter_consts, fusions)
     return fbwrite.encode(builder.build(name, version, subgraph_name, fmk_type))
 
 
 def write(graph: Graph, path, *, name: str | None = None, version: str = DEFAULT_VERSION,
           subgraph_name: str = DEFAULT_SUBGRAPH, fmk_type: int = FMK_TYPE_MINDIR,
-          converter_consts: bool = False) -> None:
+          converter_consts: bool = False, fusions: list[Fusion] = ()) -> None:
     """Write ``graph`` to ``path`` (exactly that name: see ``ms_path``) atomically, mode 0644."""
     data = dumps(graph, name=name, version=version, subgraph_name=subgraph_name,
-                 fmk_type=fmk_type, converter_consts=converter_consts)
+                 fmk_type=fmk_type, converter_consts=converter_consts, fusions=fusions)
     atomic_write(path, data)
 
 
@@ -59,8 +66,12 @@ def _le_bytes(arr: np.ndarray) -> bytes:
 
 
 class _MetaGraphBuilder:
-    def __init__(self, graph: Graph, converter_consts: bool = False):
+    def __init__(self, graph: Graph, converter_consts: bool = False,
+                 fusions: list[Fusion] = ()):
         self.g = graph
+        self.fusion_of = {id(f.head): f for f in fusions}
+        self.fused_away = {id(n) for f in fusions for n in f.nodes[1:]}
+        self.renamed: dict[int, str] = {}  # id(fused output) -> the head's output name
         self.converter_consts = converter_consts
         self.tensors: list[dict] = []
         self.index: dict[int, int] = {}  # id(Value) -> tensor index
@@ -80,7 +91,7 @@ class _MetaGraphBuilder:
         return k
 
     def _tensor_dict(self, v: Value) -> dict:
-        shape, name = v.type.shape, v.name
+        shape, name = v.type.shape, self.renamed.get(id(v), v.name)
         if id(v) in self.produced and shape == ():
             shape = (1,)
         if self.converter_consts and v.data is not None and not v.param:
@@ -109,8 +120,16 @@ class _MetaGraphBuilder:
 
     def node(self, n) -> dict:
         row = optable.BY_IR[n.op]
-        outs = [self.tensor(v) for v in n.outputs]
-        ins = [self.tensor(v) for v in n.inputs]
+        fusion = self.fusion_of.get(id(n))
+        out_values, in_values = n.outputs, n.inputs
+        if fusion is not None:
+            out_values = [fusion.output]
+            if fusion.output not in self.g.outputs:
+                self.renamed[id(fusion.output)] = n.outputs[0].name
+            if fusion.bias is not None:
+                in_values = [*n.inputs, fusion.bias.inputs[1]]
+        outs = [self.tensor(v) for v in out_values]
+        ins = [self.tensor(v) for v in in_values]
         for c in sorted(row.const_inputs, key=lambda c: c.index):
             val = n.attrs[c.attr]
             name = self.const_names.get((n.name, c.index))
@@ -118,6 +137,8 @@ class _MetaGraphBuilder:
             ins.insert(c.index, self.const_input([val] if c.scalar else val, name, fmt))
         attrs = dict(row.select)
         attrs.update(row.to_ms(n.attrs, n.inputs))
+        if fusion is not None and fusion.activation is not None:
+            attrs["activation_type"] = FUSED_ACTIVATIONS[fusion.activation.op]
         return {"name": n.name, "primitive": {"value_type": schema.PRIMITIVE_TAG[row.ms],
                                               "value": attrs},
                 "inputIndex": ins, "outputIndex": outs}
@@ -131,7 +152,7 @@ class _MetaGraphBuilder:
             listing = "; ".join(f"{op} (nodes: {', '.join(ns)})" for op, ns in missing.items())
             raise OpNotFoundError(f"graph {self.g.name!r}: no .ms form for ops: {listing}",
                                   missing)
-        nodes = [self.node(n) for n in self.g.nodes]
+        nodes = [self.node(n) for n in self.g.nodes if id(n) not in self.fused_away]
         inputs = [self.tensor(v) for v in self.g.inputs]
         outputs = [self.tensor(v) for v in self.g.outputs]
         for v in self.g.consts:  # unused constants still travel with the model
