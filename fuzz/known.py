@@ -5,11 +5,7 @@ fixed there; then the entry here goes too).
 Key: (exception type, file name, function) of the innermost todkit frame of the traceback.
 """
 
-KNOWN = {
-    ("IndexError", "optable.py", "_bias_grad_to_ir"):
-        "ms/read.py calls row.to_ir before checking a node's input count; a BiasAddGrad with "
-        "no inputs escapes as IndexError (fixture fuzz_ms_biasaddgrad_without_inputs.ms)",
-}
+KNOWN: dict[tuple[str, str, str], str] = {}
 
 
 def signature(exc: BaseException) -> tuple[str, str, str] | None:

@@ -13,6 +13,7 @@ for the same reason; constants and graph inputs keep their exact dims.)
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -49,6 +50,11 @@ def _load(src) -> tuple[bytes, str]:
     path = os.fspath(src)
     try:
         with open(path, "rb") as f:
+            # Check the size before reading: nothing is allocated for a file Lite would refuse.
+            size = os.fstat(f.fileno()).st_size
+            if size > fbread.MAX_BUFFER:
+                raise GraphFileError(f"{path}: invalid .ms file: {size} bytes exceeds the 2 GB "
+                                     "limit")
             return f.read(), path
     except OSError as e:
         raise GraphFileError(f"{path}: cannot read: {e.strerror or e}") from e
@@ -63,7 +69,12 @@ def read(src, where: str | None = None) -> MsModel:
     return _Builder(meta, raw, where).build()
 
 
+MAX_MESSAGE = 600  # hostile files name tensors with huge strings; keep errors readable
+
+
 def _fail(where: str, msg: str):
+    if len(msg) > MAX_MESSAGE:
+        msg = msg[:MAX_MESSAGE] + f"... ({len(msg) - MAX_MESSAGE} more characters)"
     raise GraphFileError(f"{where}: invalid .ms file: {msg}")
 
 
@@ -97,7 +108,7 @@ def _check_model(meta, where: str) -> None:
         if t.get("externalData"):
             _fail(where, f"{what} keeps its data in an external file, which is not supported")
         if "data" in t:
-            want = int(np.prod(dims, dtype=np.int64)) * dt.itemsize
+            want = math.prod(dims) * dt.itemsize  # Python ints: hostile dims cannot wrap
             if len(t["data"]) != want:
                 _fail(where, f"{what} holds {len(t['data'])} data bytes, but dims "
                              f"{list(dims)} of {dt.name} need {want}")
@@ -258,6 +269,9 @@ class _Builder:
             ir_attrs.update(row.to_ir(attrs, inputs))
         except (KeyError, ValueError) as e:
             self.fail(f"node {name!r} ({member}) has attributes todkit cannot map: {e}")
+        except IndexError:
+            self.fail(f"node {name!r} ({member}) has {len(inputs)} input(s), too few for "
+                      f"{member}")
         if act != optable.NO_ACTIVATION and act not in optable.ACTIVATION_OPS:
             act_name = schema.enum_name("ActivationType", act) or act
             raise OpNotFoundError(f"{self.where}: unsupported ops: {member}{{activation_type="
