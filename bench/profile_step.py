@@ -150,7 +150,13 @@ def main(argv=None) -> int:
     ap.add_argument("workloads", nargs="*", default=["W1", "W2", "W3"])
     ap.add_argument("--steps", type=int, default=0, help="default: per workload")
     ap.add_argument("--what", default="ops,cprofile,alloc")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="BLAS threads for the per-kernel timings (sessions pin their own "
+                         "count in run_step; bench/run.py's 1T cells run one)")
     args = ap.parse_args(argv)
+    from todkit.runtime import blas
+
+    blas.set_threads(args.threads)
     what = set(args.what.split(","))
     for wid in args.workloads:
         w = WORKLOADS[wid]
