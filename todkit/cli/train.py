@@ -27,7 +27,8 @@ def add_parser(sub) -> None:
                    help="trained model path (default: MODEL_trained.ms); Ctrl-C saves here too")
     p.add_argument("--plot", default=None, help="save a loss/accuracy plot (PNG, matplotlib)")
     p.add_argument("--seed", type=int, default=0, help="shuffle seed")
-    p.add_argument("--no-progress", action="store_true", help="one line per epoch, no bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="one line per epoch, no bar (the default when stderr is not a terminal)")
     p.set_defaults(run=run)
 
 
@@ -127,7 +128,8 @@ def run(args) -> int:
         return 1
     out = args.out or f"{os.path.splitext(args.model)[0]}_trained.ms"
     progress = _progress_callback(lite, args.epochs * len(ds), batch,
-                                  show_bar=not args.no_progress)
+                                  # a live bar on a terminal; in logs one line per epoch
+                                  show_bar=not args.no_progress and sys.stderr.isatty())
 
     def on_sigint(signum, frame):
         progress.interrupted = True  # stop after the current step, then save
