@@ -8,7 +8,7 @@ import pytest
 
 from tests.test_runtime_graphs import BATCH, IN, OUT, train_graph
 from todkit import lite
-from todkit.core.errors import InputTensorError, TodkitError
+from todkit.core.errors import InputTensorError, ParamError, TodkitError
 
 
 def data(n=8, seed=3):
@@ -159,3 +159,7 @@ def test_datasets_batch_shuffle_and_errors():
         model.train(1, [(np.zeros((3, IN), np.float32), np.zeros(3, np.int32))], [])
     with pytest.raises(InputTensorError, match="1 arrays but the model has 2 inputs"):
         model.train(1, [(np.zeros((BATCH, IN), np.float32),)], [])
+    one_shot = ((np.zeros((BATCH, IN), np.float32), np.zeros(BATCH, np.int32)) for _ in range(2))
+    with pytest.raises(ParamError, match="one-shot iterator"):
+        model.train(2, one_shot, [])  # a generator would be empty from epoch 2 on
+    model.train(1, one_shot, [])  # one epoch of a generator is fine

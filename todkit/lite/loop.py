@@ -36,6 +36,11 @@ def train(model, epochs: int, dataset, callbacks) -> None:
     if epochs < 0:
         raise ParamError(f"train: epochs must be >= 0, got {epochs}")
     _check_callbacks(callbacks)
+    if epochs > 1 and iter(dataset) is dataset:
+        # A generator or other one-shot iterator would be empty from the second epoch on.
+        raise ParamError(f"train: the dataset is a one-shot iterator ({type(dataset).__name__})"
+                         f" and cannot be read for {epochs} epochs; pass a re-iterable "
+                         "dataset such as lite.ArrayDataset or a list of batches")
     model.set_train_mode(True)
     data = TrainCallBackData(train_mode=True, epoch=0, step=0, model=model)
     for cb in callbacks:
