@@ -154,16 +154,18 @@ def _padded_shape(geo, c):
     return geo.lay.shape(geo.n, c, h + t + b, w + l + r)
 
 
-def conv_workspace(x_shape, w_shape, a, dtype) -> list[TensorType]:
+def conv_workspace(x_shape, w_shape, a, dtype, taps: bool = True) -> list[TensorType]:
     """Scratch of a non-depthwise convolution kernel, planned by the device runtime: the
-    padded input (empty without padding) and one group's im2col columns, both flat."""
+    padded input (empty without padding) and one group's im2col columns, both flat
+    (``taps=False``: one kernel position's columns, what NHWC Conv2DBackpropInput uses)."""
     geo = _Geo(x_shape, w_shape, a)
     if geo.depthwise:
         return []
     lay = geo.lay
     padded = int(np.prod(_padded_shape(geo, lay.channels(x_shape)))) if any(geo.pads) else 0
     (kh, kw), (oh, ow) = geo.khw, geo.ohw
-    return [TensorType((padded,), dtype), TensorType((geo.n * oh * ow * kh * kw * geo.cg,), dtype)]
+    per_tap = 1 if not taps and lay.nhwc else kh * kw
+    return [TensorType((padded,), dtype), TensorType((geo.n * oh * ow * per_tap * geo.cg,), dtype)]
 
 
 def columns_key(x, w_shape, a):
@@ -202,6 +204,23 @@ def _pad_into(geo, x, flat, value=0.0):
     return xp
 
 
+def _single_channel(geo) -> bool:
+    """NHWC with one input channel and one group (a grayscale first layer): the columns are
+    kept tap-major, (kh*kw, N*OH*OW), filled by one copy whose inner runs are whole output
+    rows (4x faster than gathering kh*kw-long window rows for LeNet's conv1)."""
+    return geo.lay.nhwc and geo.g == 1 and geo.cg == 1
+
+
+def _tap_major_columns(geo, xp, flat) -> np.ndarray:
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = geo.khw, geo.stride, geo.dilation, geo.ohw
+    sn, sy, sx, _ = xp.strides
+    win = as_strided(xp, (kh, kw, xp.shape[0], oh, ow),
+                     (sy * dh, sx * dw, sn, sy * sh, sx * sw), writeable=False)
+    cols = flat.reshape(kh * kw, -1)
+    np.copyto(cols.reshape(win.shape), win)
+    return cols
+
+
 # -- forward -------------------------------------------------------------------------------
 def _conv_forward(x, w, out, a, outs=()):
     geo = _Geo(x.shape, w.shape, a)
@@ -217,6 +236,13 @@ def _conv_forward(x, w, out, a, outs=()):
     xp = _pad_into(geo, x, _scratch(outs, 0, int(np.prod(_padded_shape(geo, lay.channels(
         x.shape)))) if any(geo.pads) else 0, x.dtype))
     flat = _scratch(outs, 1, geo.n * oh * ow * kh * kw * cg, x.dtype)
+    if _single_channel(geo):
+        if 1 in a.get(WORKSPACE_FILLED, ()):
+            cols = flat.reshape(kh * kw, -1)
+        else:
+            cols = _tap_major_columns(geo, xp, flat)
+        np.matmul(cols.T, w.reshape(og, -1).T, out=out.reshape(-1, og))
+        return
     for k in range(geo.g):
         win = geo.windows(xp[lay.channel_slice(k * cg, (k + 1) * cg)])
         w2 = w[k * og:(k + 1) * og].reshape(og, -1)
@@ -268,16 +294,21 @@ def _conv_backprop_input(dy, w, out, a, outs=()):
     else:
         dxp = out
     dxp[...] = 0
-    flat = _scratch(outs, 1, geo.n * oh * ow * kh * kw * cg, dy.dtype)
+    flat = _scratch(outs, 1, geo.n * oh * ow * (1 if lay.nhwc else kh * kw) * cg, dy.dtype)
     for k in range(geo.g):
         w2 = w[k * og:(k + 1) * og].reshape(og, -1)
         dst = dxp[lay.channel_slice(k * cg, (k + 1) * cg)]
         if lay.nhwc:
+            # Per kernel position one small product (N*OH*OW, og) x (og, C/g) into a
+            # contiguous scratch, added at once: the add's rows are whole OW*C runs, which
+            # NumPy moves in one inner loop (adding from full (..., kh, kw, C) columns was
+            # 2x slower: an inner loop of C elements).
             dy2 = dy[..., k * og:(k + 1) * og].reshape(-1, og)
-            dcols = np.matmul(dy2, w2, out=flat.reshape(-1, w2.shape[1]))
-            dcols = dcols.reshape(geo.n, oh, ow, kh, kw, cg)
-            for i, j, tap in geo.taps():  # col2im: one strided add per kernel position
-                dst[tap] += dcols[:, :, :, i, j]
+            part = flat[:dy2.shape[0] * cg].reshape(-1, cg)
+            wk = w[k * og:(k + 1) * og]
+            for i, j, tap in geo.taps():
+                np.matmul(dy2, wk[:, i, j, :], out=part)
+                dst[tap] += part.reshape(geo.n, oh, ow, cg)
         else:
             dy3 = dy[:, k * og:(k + 1) * og].reshape(geo.n, og, oh * ow)
             dcols = np.matmul(w2.T, dy3, out=flat.reshape(geo.n, w2.shape[1], oh * ow))
@@ -303,9 +334,17 @@ def _conv_backprop_filter(dy, x, out, a, outs=()):
         return
     (kh, kw), (oh, ow) = geo.khw, geo.ohw
     flat = _scratch(outs, 1, geo.n * oh * ow * kh * kw * cg, x.dtype)
-    if 1 in a.get(WORKSPACE_FILLED, ()):  # the forward Conv2D's columns of this same x
+    filled = 1 in a.get(WORKSPACE_FILLED, ())  # the forward Conv2D's columns of this x
+    if filled or _single_channel(geo):
+        if not filled:
+            xp = _pad_into(geo, x, _scratch(outs, 0, int(np.prod(_padded_shape(
+                geo, lay.channels(x.shape)))) if any(geo.pads) else 0, x.dtype))
         dst = out.reshape(og, -1)
-        np.matmul(dy.reshape(-1, og).T, flat.reshape(-1, dst.shape[1]), out=dst)
+        if _single_channel(geo):
+            cols = flat.reshape(kh * kw, -1) if filled else _tap_major_columns(geo, xp, flat)
+            np.matmul(dy.reshape(-1, og).T, cols.T, out=dst)
+        else:
+            np.matmul(dy.reshape(-1, og).T, flat.reshape(-1, dst.shape[1]), out=dst)
         if not np.shares_memory(dst, out):
             out[...] = dst.reshape(out.shape)
         return
@@ -400,7 +439,8 @@ class Conv2DBackpropInput(OpDef):
         _conv_backprop_input(ins[0], ins[1], outs[0], a, outs)
 
     def workspace(ins, a):
-        return conv_workspace(_sizes(a, "input_sizes"), ins[1].shape, a, ins[0].dtype)
+        return conv_workspace(_sizes(a, "input_sizes"), ins[1].shape, a, ins[0].dtype,
+                              taps=False)
 
 
 @op
