@@ -67,9 +67,10 @@ def test_nhwc_convolutions_with_workspaces_match_nchw(c, o, k, s, d, pad_mode, g
     np.testing.assert_allclose(dx, dxn.transpose(0, 2, 3, 1), atol=1e-4)
 
 
+@pytest.mark.parametrize("nonfinite", [False, True])
 @pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
 @pytest.mark.parametrize("shape,k", [((4, 8, 8, 3), 2), ((3, 7, 9, 5), 2), ((2, 9, 9, 2), 3)])
-def test_tiled_max_pool_grad_is_bit_identical(fmt, shape, k, monkeypatch):
+def test_tiled_max_pool_grad_is_bit_identical(fmt, shape, k, nonfinite, monkeypatch):
     rng = np.random.default_rng(0)
     x = rng.integers(-3, 3, size=shape).astype(np.float32)  # many ties
     if fmt == "NCHW":
@@ -82,6 +83,9 @@ def test_tiled_max_pool_grad_is_bit_identical(fmt, shape, k, monkeypatch):
     y = np.empty(y_shape, np.float32)
     get_op("MaxPool").kernel([x], [y], a, None)
     dy = rng.standard_normal(y_shape).astype(np.float32)
+    dy.reshape(-1)[:3] = [-0.0, 0.0, -1.0]
+    if nonfinite:
+        dy.reshape(-1)[3:5] = [np.inf, -np.inf]
     fast = np.full_like(x, np.nan)
     get_op("MaxPoolGrad").kernel([x, y, dy], [fast], a, None)
     monkeypatch.setattr(pool, "_tiled_max_pool_grad", lambda *args: False)

@@ -139,8 +139,13 @@ def _tiled_max_pool_grad(x, dy, out, a) -> bool:
     for k in range(1, kk):  # ties: only the first tap equal to the max takes dy
         hit[k] &= ~taken
         taken |= hit[k]
-    planes.fill(0)
-    np.copyto(planes, dy, where=hit)
+    if np.isfinite(dy).all():  # hit * dy: 20x faster than a masked copy
+        np.multiply(hit, dy, out=planes)
+    else:  # inf * False would be NaN
+        planes.fill(0)
+        np.copyto(planes, dy, where=hit)
+    # + 0 turns every -0.0 into +0.0, as the general path's zeros-plus-where() does.
+    np.add(planes, 0, out=planes)
     if lay.hw(out.shape) != (oh * kh, ow * kw):
         out[...] = 0  # rows/columns no window covers
     taps(out)[...] = planes.reshape((kh, kw) + dy.shape)
