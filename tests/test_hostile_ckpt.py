@@ -43,6 +43,15 @@ CASES = {
                              "not UTF-32"),
     "non_utf8_tag": (lambda: _ckpt(tag="w").replace(b"\n\x01w", b"\n\x01\xff"),
                      "not UTF-8"),
+    # found by fuzz/fuzz_ckpt.py: a dtype MindSpore writes but todkit's Tensor lacks (was a
+    # bare TypeError from Tensor), and empty tensors whose dims NumPy refuses (were NumPy's
+    # ValueError passed on)
+    "fuzz_uint16_tensor": (lambda: _ckpt(ttype="UInt16", dims=(2,), content=b"\0" * 4),
+                           "'UInt16', which a todkit Tensor cannot hold"),
+    "fuzz_empty_dims_overflowing": (lambda: _ckpt(dims=(2**63 - 1, 3, 0, 0), content=b""),
+                                    "dims [9223372036854775807, 3, 0, 0], which no tensor"),
+    "fuzz_too_many_dims": (lambda: _ckpt(dims=(1,) * 40, content=b"\0" * 4),
+                           "which no tensor can have (at most 32 dims"),
 }
 
 
@@ -64,3 +73,11 @@ def test_directory_and_missing_file(tmp_path):
     for path in (folder, tmp_path / "missing.ckpt"):
         with pytest.raises((ValueError, TodkitError), match=str(path)):
             checkpoint.load_checkpoint(str(path))
+
+
+def test_a_uint_checkpoint_todkit_wrote_fails_to_load_with_the_type(tmp_path):
+    np = pytest.importorskip("numpy")
+    path = checkpoint.save_checkpoint([{"name": "u", "data": np.ones(3, np.uint32)}],
+                                      str(tmp_path / "u"))
+    with pytest.raises(checkpoint.CheckpointError, match="'UInt32', which a todkit Tensor"):
+        checkpoint.load_checkpoint(path)

@@ -18,6 +18,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from todkit.core import dtypes
 from todkit.core.errors import GraphFileError
 from todkit.core.fileio import atomic_write
 from todkit.frontend.cell import Cell
@@ -37,8 +38,11 @@ _NP_OF_TYPE = {"Int8": np.int8, "UInt8": np.uint8, "Int16": np.int16, "UInt16": 
                "Float16": np.float16, "Float32": np.float32, "Float64": np.float64,
                "Bool": np.bool_}
 _TYPE_OF_NP = {np.dtype(v): k for k, v in _NP_OF_TYPE.items()}
+# The ones todkit's Tensor holds (no UInt16/32/64): the others are saved, not loaded.
+_LOADABLE = {np.dtype(d.np) for d in dtypes.ALL}
 # MindSpore writes tensors in chunks of 512 MiB (SLICE_SIZE KB * 1024).
 CHUNK_BYTES = 512 * 1024 * 1024
+MAX_DIMS = 32  # NumPy's limit before 2.0
 
 
 def _ckpt_name_for_save(name) -> str:
@@ -182,6 +186,9 @@ def _to_value(tag: str, type_name: str, dims, content: bytes):
     if np_type is None:
         raise CheckpointError(f"parameter {tag!r} has tensor_type {type_name!r}, which todkit "
                               f"cannot load (known: {sorted(_NP_OF_TYPE)} and 'str')")
+    if np.dtype(np_type) not in _LOADABLE:
+        raise CheckpointError(f"parameter {tag!r} has tensor_type {type_name!r}, which a todkit "
+                              f"Tensor cannot hold")
     shape = () if list(dims) in ([], [0]) else tuple(int(d) for d in dims)
     if any(d < 0 for d in shape):
         raise CheckpointError(f"parameter {tag!r} has negative dims {list(shape)}")
@@ -190,6 +197,11 @@ def _to_value(tag: str, type_name: str, dims, content: bytes):
     if len(content) != count * itemsize:
         raise CheckpointError(f"parameter {tag!r}: {len(content)} bytes of {type_name} for shape "
                               f"{list(shape)} (needs {count * itemsize})")
+    # Only an empty tensor gets here with dims NumPy refuses: too many, or whose product
+    # before the 0 overflows (e.g. [2**63 - 1, 3, 0]).
+    if len(shape) > MAX_DIMS or math.prod(d for d in shape if d) * itemsize >= 2**63:
+        raise CheckpointError(f"parameter {tag!r} has dims {list(shape)}, which no tensor can "
+                              f"have (at most {MAX_DIMS} dims, each product under 2**63 bytes)")
     arr = np.frombuffer(content, np.dtype(np_type).newbyteorder("<"))
     return Parameter(Tensor(arr.reshape(shape).astype(np_type)), name=tag)
 
