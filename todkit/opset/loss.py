@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from todkit.ir.graph import TensorType
-from todkit.opset.registry import OpDef, op
+from todkit.opset.registry import WORKSPACE_FILLED, OpDef, op
 
 
 def _log_softmax(logits: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -74,21 +74,31 @@ class SparseSoftmaxCrossEntropyWithLogits(OpDef):
     def kernel(ins, outs, a, rt):
         logits, labels = ins
         n, c = logits.shape
-        # One reduction checks both ends: negative labels are huge seen as unsigned.
-        unsigned = labels.view(labels.dtype.str.replace("i", "u"))
-        if labels.size and np.maximum.reduce(unsigned, axis=None) >= c:
-            raise ValueError(f"labels must lie in [0, {c}), got values in "
-                             f"[{labels.min()}, {labels.max()}]")
+        # Workspace 0 holds log_softmax(logits); the loss and its is_grad node share it in
+        # the device runtime (workspace_key): the second one to run finds it filled.
+        logp = outs[1] if len(outs) > 1 else np.empty_like(logits)
+        if 0 not in a.get(WORKSPACE_FILLED, ()):
+            # One reduction checks both ends: negative labels are huge seen as unsigned.
+            unsigned = labels.view(labels.dtype.str.replace("i", "u"))
+            if labels.size and np.maximum.reduce(unsigned, axis=None) >= c:
+                raise ValueError(f"labels must lie in [0, {c}), got values in "
+                                 f"[{labels.min()}, {labels.max()}]")
+            _log_softmax(logits, logp)
         rows = np.arange(n)
         if a["is_grad"]:
             grad = outs[0]
-            _log_softmax(logits, grad)
-            np.exp(grad, out=grad)
+            np.exp(logp, out=grad)
             grad[rows, labels] -= 1
             grad *= grad.dtype.type(1.0 / n)
         else:
-            logp = _log_softmax(logits, np.empty_like(logits))
             outs[0][...] = -logp[rows, labels].sum(dtype=logits.dtype) / logits.dtype.type(n)
+
+    def workspace(ins, a):
+        return [ins[0]]
+
+    def workspace_key(node):
+        logits, labels = node.inputs
+        return {} if logits.is_const else {0: ("log_softmax", id(logits), id(labels))}
 
     def grad(g, node, douts):
         (dloss,) = douts
