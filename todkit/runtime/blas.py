@@ -6,7 +6,8 @@ small, shared CPU a second BLAS thread costs more in hand-offs than it computes 
 the 2-core bench machine: W3's 32x150528 by 10 products take 2.0-2.5 ms on one thread and
 8-16 ms median on two). The session therefore runs its steps with ``threads`` BLAS threads
 (default 1; ``None`` leaves BLAS as configured) and restores the previous count afterwards,
-so the rest of the process is unaffected.
+so NumPy code run between steps keeps its own setting (the count is process-wide: another
+thread's products during a step run with the session's count too).
 """
 
 from __future__ import annotations
