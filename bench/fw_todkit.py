@@ -155,7 +155,8 @@ def setup(w, threads, cache, fw):
 
     _, stem = _paths(w, cache)
     model = lite.Model()
-    model.build_from_file(stem + ".ms", lite.ModelType.MINDIR_LITE, lite.Context(),
+    # The cell's thread count as a user sets it (Context.thread_num -> BLAS threads of a step).
+    model.build_from_file(stem + ".ms", lite.ModelType.MINDIR_LITE, lite.Context(threads),
                           train_cfg=lite.TrainCfg())
     data, label = model.get_inputs()
     if x.ndim == 4 and list(data.shape) == [x.shape[0], *x.shape[2:], x.shape[1]]:

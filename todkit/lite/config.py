@@ -18,7 +18,8 @@ class ModelType(enum.IntEnum):
 
 @dataclass
 class CPUDeviceInfo:
-    """Recorded only: the runtime runs NumPy kernels on one thread."""
+    """``thread_num``: the BLAS threads a step's matrix products use (``Context.blas_threads``);
+    0 (Lite's "default") means 1. The other fields are recorded only."""
 
     thread_num: int = 0
     thread_affinity_mode: int = 0
@@ -27,7 +28,8 @@ class CPUDeviceInfo:
 
 
 class Context:
-    """mindspore_lite.Context: ``target`` devices and per-device settings (accepted, recorded)."""
+    """mindspore_lite.Context: ``target`` devices and per-device settings; ``thread_num`` sets
+    the BLAS threads of a step (default 1), the rest is recorded."""
 
     def __init__(self, thread_num: int | None = None):
         self.target: list[str] = ["cpu"]
@@ -42,6 +44,16 @@ class Context:
     @thread_num.setter
     def thread_num(self, n: int) -> None:
         self.cpu.thread_num = int(n)
+
+    @property
+    def blas_threads(self) -> int:
+        """BLAS threads a step runs with (``Session(blas_threads=)``): ``thread_num``, or 1
+        when it is 0 (unset). One is the default because the kernels are many small
+        products: on the 2-core bench machine a second thread made W2 (LeNet) 63.7 ms per
+        step against 9.7 on one, and W3's 32x150528 by 10 products 8-16 ms against 2.0-2.6
+        (bench/README.md)."""
+        n = self.cpu.thread_num
+        return n if n > 0 else 1
 
     def __repr__(self) -> str:
         return f"Context(target={self.target}, cpu={self.cpu})"

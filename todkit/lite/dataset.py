@@ -35,11 +35,16 @@ class ArrayDataset:
         full, rest = divmod(self.num_samples, self.batch_size)
         return full + (1 if rest and not self.drop_remainder else 0)
 
-    def __iter__(self):
+    def iter_indices(self):
+        """The sample indices of each batch of one epoch (a new shuffle per call, as
+        ``__iter__``, which takes its batches from here)."""
         order = (self.rng.permutation(self.num_samples) if self.shuffle
                  else np.arange(self.num_samples))
         for k in range(len(self)):
-            idx = order[k * self.batch_size:(k + 1) * self.batch_size]
+            yield order[k * self.batch_size:(k + 1) * self.batch_size]
+
+    def __iter__(self):
+        for idx in self.iter_indices():
             yield tuple(a[idx] for a in self.arrays)
 
 

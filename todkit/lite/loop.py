@@ -17,7 +17,12 @@ from todkit.lite.callbacks import Metrics, RetValue, TrainCallBackData
 
 
 def load_batch(model, batch) -> None:
-    """Copy one ``(data, label, ...)`` batch into the model's inputs, in input order."""
+    """Copy one ``(data, label, ...)`` batch into the model's inputs, in input order (a
+    model with its own ``load_batch``, the transfer model's feature cache, does it itself)."""
+    own = getattr(model, "load_batch", None)
+    if own is not None:
+        own(batch)
+        return
     inputs = model.get_inputs()
     if len(batch) != len(inputs):
         raise InputTensorError(f"a dataset batch has {len(batch)} arrays but the model has "
@@ -49,7 +54,9 @@ def train(model, epochs: int, dataset, callbacks) -> None:
         data.epoch, data.step = epoch, 0
         for cb in callbacks:
             cb.epoch_begin(data)
-        for step, batch in enumerate(dataset):
+        batches = (model.epoch_batches(dataset) if hasattr(model, "epoch_batches")
+                   else dataset)
+        for step, batch in enumerate(batches):
             load_batch(model, batch)
             data.step = step
             for cb in callbacks:

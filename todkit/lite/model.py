@@ -87,7 +87,8 @@ class Model:
         self.name, self.version = name, version
         s = Session(graph, loss_names=self.train_cfg.loss_name,
                     accumulate_gradients=self.train_cfg.accumulate_gradients, where=where,
-                    nonfinite=self.train_cfg.nonfinite)
+                    nonfinite=self.train_cfg.nonfinite,
+                    blas_threads=self.context.blas_threads)
         self._session = s
         self._metrics: list = []
         self._inputs = [Tensor(name=v.name, _array=s.eval.array(v), _format=v.format)

@@ -7,7 +7,11 @@ runs the head.
 Beyond Lite: ``feature_cache=True``. The backbone is frozen, so when it is also
 deterministic (no Dropout or other random op) its output for a sample never changes: each
 sample's features are computed once, keyed by a hash of the sample's bytes (so shuffling
-and re-batching still hit), and later epochs run only the head.
+and re-batching still hit), and later epochs run only the head. Trained through ``train`` on
+a ``lite.ArrayDataset``, the cache is kept per sample index instead (the dataset's arrays
+are taken as fixed): a batch whose samples all have features never touches the image data
+(no gather, no copy, no hash), so a later epoch costs the head's steps and a gather of the
+cached rows.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from todkit.core.errors import ParamError
 from todkit.ir.graph import Graph
 from todkit.lite import loop
 from todkit.lite.config import Context, ModelType, QuantizationType, TrainCfg
+from todkit.lite.dataset import ArrayDataset
 from todkit.lite.model import Model
 from todkit.lite.tensor import Tensor
 from todkit.runtime.export import copy_subgraph, write_ms
@@ -68,6 +73,10 @@ class TransferModel:
         self._bb_input = backbone.get_inputs()[0]
         self._labels = [t for t in head.get_inputs() if t.name != self._head_data.name]
         self._metrics: list = []
+        # Per ArrayDataset (by id; the dataset is held so the id stays its own): features
+        # by sample index and which indices have them.
+        self._by_index: dict[int, tuple[ArrayDataset, np.ndarray, np.ndarray]] = {}
+        self._loaded: tuple | None = None  # what load_batch left for run_step
 
     # -- the Model API the train loop and users need ----------------------------------------
     def get_inputs(self) -> list[Tensor]:
@@ -112,8 +121,54 @@ class TransferModel:
         return feats
 
     def run_step(self, before_callback=None, after_callback=None) -> bool:
-        self._head_data.set_data_from_numpy(self._features())
+        loaded, self._loaded = self._loaded, None
+        if loaded is None or loaded[0] != "cached":
+            if loaded is not None:  # ("index", state, idx): compute and keep per index
+                _, (_, feats, have), idx = loaded
+                self.backbone_runs += 1
+                out = self.backbone.predict([self._bb_input.get_data_to_numpy()])[0]
+                out = out.get_data_to_numpy()
+                feats[idx], have[idx] = out, True
+            else:
+                out = self._features()
+            self._head_data.set_data_from_numpy(out)
         return self.head.run_step(before_callback, after_callback)
+
+    # -- the train loop's hooks (todkit/lite/loop.py) -----------------------------------------
+    def epoch_batches(self, dataset):
+        """One epoch of ``dataset``'s batches; with the feature cache and an ArrayDataset,
+        batches whose samples all have cached features come as their features."""
+        if not (self.feature_cache and isinstance(dataset, ArrayDataset)
+                and len(dataset.arrays) == 1 + len(self._labels)):
+            yield from dataset
+            return
+        state = self._by_index.get(id(dataset))
+        if state is None:
+            n = dataset.num_samples
+            shape = (n, *self._head_data.shape[1:])
+            state = (dataset, np.zeros(shape, self._head_data._array.dtype), np.zeros(n, bool))
+            self._by_index[id(dataset)] = state
+        _, feats, have = state
+        data, *labels = dataset.arrays
+        for idx in dataset.iter_indices():
+            if have[idx].all():
+                yield _Batch(("cached",), [feats[idx], *(a[idx] for a in labels)])
+            else:
+                yield _Batch(("index", state, idx), [data[idx], *(a[idx] for a in labels)])
+
+    def load_batch(self, batch) -> None:
+        """Fill the inputs from one batch (``loop.load_batch`` defers to this)."""
+        from todkit.lite.loop import load_batch
+
+        tag = getattr(batch, "tag", None)
+        if tag is None or tag[0] != "cached":
+            load_batch(_Inputs(self.get_inputs()), batch)
+            self._loaded = tag
+            return
+        self._head_data.set_data_from_numpy(batch[0])
+        for t, arr in zip(self._labels, batch[1:]):
+            t.set_data_from_numpy(arr)
+        self._loaded = tag
 
     def predict(self, inputs) -> list[Tensor]:
         x = inputs[0].get_data_to_numpy() if isinstance(inputs[0], Tensor) else inputs[0]
@@ -161,3 +216,22 @@ class TransferModel:
                 new[id(hd.inputs[0])] = new[id(bb.outputs[0])]
         g.outputs = [new[id(v)] for v in hd.outputs]
         return g
+
+
+class _Batch(tuple):
+    """A batch with a ``tag`` saying where it came from (the feature cache's bookkeeping)."""
+
+    def __new__(cls, tag, arrays):
+        b = super().__new__(cls, arrays)
+        b.tag = tag
+        return b
+
+
+class _Inputs:
+    """Input tensors shaped as a model for ``loop.load_batch``."""
+
+    def __init__(self, inputs):
+        self._inputs = inputs
+
+    def get_inputs(self):
+        return self._inputs

@@ -55,6 +55,30 @@ def load_graph(graph: Graph, where: str) -> Graph:
     return graph
 
 
+# Ops that draw from the run context's random generator: running or skipping one changes
+# what the others draw, so they always run.
+RANDOM_OPS = frozenset({"Dropout", "DropoutGenMask", "DropoutDoMask", "UniformReal",
+                        "StandardNormal", "RandomChoiceWithMask"})
+
+
+def dead_nodes(nodes: list[Node], kept: list[Value]) -> set[int]:
+    """ids of the nodes a step need not run: no side effect, nothing updated in place, no
+    random draw, and no output that a running node reads or that is in ``kept`` (the values
+    read after the step). Decided once at build; the graph itself (and so an export) keeps
+    them. The converter leaves such nodes: the ``<weight>_post_perm`` Transposes of frozen
+    weights (56 in GoogleNet's classifier-only step)."""
+    needed = {id(v) for v in kept}
+    dead: set[int] = set()
+    for n in reversed(nodes):
+        opdef = OPS[n.op]
+        if (not opdef.side_effect and not opdef.mutates and n.op not in RANDOM_OPS
+                and n.outputs and not any(id(v) in needed for v in n.outputs)):
+            dead.add(id(n))
+            continue
+        needed.update(id(v) for v in n.inputs)
+    return dead
+
+
 def _accumulate_kernel(ins, outs, attrs, rt):
     """Stands in for an optimizer in accumulate-gradients mode: grad_sum += grad."""
     np.add(outs[0], ins[0], out=outs[0])
@@ -107,14 +131,18 @@ class Session:
                              training=False, base=base, alignment=alignment)
         self.train = None
         self.update_start = 0
+        self.skipped_nodes: set[int] = set()  # ids of train nodes a step does not run
         if not roles.is_inference_model:
             # Keep the eval outputs too, so predictions can be read after a train step, and
             # the computed inputs of optimizers (advanced beta powers, a computed lr), which
             # a deferred update (accumulated gradients, virtual batch) reads after the step.
             deferred = [v for n in roles.optimizers for k, v in enumerate(n.inputs)
                         if not v.is_const and k != GRAD_INPUT_INDEX[n.op]]
-            split = split_updates(roles.train_nodes)
-            order = split[0] + split[1] if split else roles.train_nodes
+            kept = roles.eval_outputs + roles.train_outputs + list(graph.outputs) + deferred
+            self.skipped_nodes = dead_nodes(roles.train_nodes, kept)
+            live = [n for n in roles.train_nodes if id(n) not in self.skipped_nodes]
+            split = split_updates(live)
+            order = split[0] + split[1] if split else live
             if split:  # values a deferred state update reads in apply_gradients
                 deferred += [v for n in split[1] for v in n.inputs if not v.is_const]
             self.train = Executor("train", order, pinned,
