@@ -163,3 +163,35 @@ def test_converter_on_a_directory(tmp_path, capsys):
                            f"--outputFile={tmp_path / 'out'}"])
     assert code < 0 and "CONVERT RESULT FAILED" in capsys.readouterr().out
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.xfail(strict=True, reason="reported to the converter/front end: a todkit export "
+                   "with BatchNorm2d (train mode) converts to a graph whose nodes read values "
+                   "before they are produced; found making fuzz seeds (fuzz/harness.py)")
+def test_todkit_export_with_batchnorm_converts(tmp_path):
+    import numpy as np
+
+    import todkit as M
+    from todkit.common.parameter import ParameterTuple
+    from todkit.converter.convert import convert
+    from todkit.train.serialization import export
+
+    class Net(M.nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.conv = M.nn.Conv2d(1, 2, 3, pad_mode="same")
+            self.bn = M.nn.BatchNorm2d(2)
+            self.flatten = M.nn.Flatten()
+            self.fc = M.nn.Dense(2 * 4 * 4, 3)
+
+        def construct(self, x):
+            return self.fc(self.flatten(M.nn.ReLU()(self.bn(self.conv(x)))))
+
+    net = Net()
+    loss = M.nn.WithLossCell(net, M.nn.SoftmaxCrossEntropyWithLogits(sparse=True,
+                                                                     reduction="mean"))
+    opt = M.nn.Momentum(ParameterTuple(net.trainable_params()), 0.01, 0.9)
+    export(M.nn.TrainOneStepCell(loss, opt), M.Tensor(np.ones((2, 1, 4, 4), np.float32)),
+           M.Tensor(np.zeros(2, np.int32)), file_name=str(tmp_path / "bn"), file_format="MINDIR")
+    path = convert(str(tmp_path / "bn.mindir"), str(tmp_path / "bn"), True)
+    Model().build_from_file(path)
