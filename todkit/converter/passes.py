@@ -56,13 +56,14 @@ def in_place_constraints(graph: Graph) -> dict[int, list[Node]]:
     after: dict[int, list[Node]] = {}
     for n in graph.nodes:
         spec = OPS.get(n.op)
-        for k in getattr(spec, "mutates", ()):
+        for k in spec.mutated(n.attrs) if spec is not None else ():
             if k >= len(n.inputs):
                 continue
             v = n.inputs[k]
             for u in v.users:
-                mutates_v = any(u.inputs[j] is v for j in getattr(OPS.get(u.op), "mutates", ())
-                                if j < len(u.inputs))
+                u_spec = OPS.get(u.op)
+                mutates_v = u_spec is not None and any(
+                    u.inputs[j] is v for j in u_spec.mutated(u.attrs) if j < len(u.inputs))
                 if u is not n and (not mutates_v or position[id(u)] < position[id(n)]):
                     after.setdefault(id(n), []).append(u)
     return after

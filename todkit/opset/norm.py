@@ -60,6 +60,11 @@ class BatchNorm(OpDef):
     attrs = dict(BN_ATTRS)
     mutates = (3, 4)
 
+    @classmethod
+    def mutated(cls, attrs):
+        # Inference-mode BatchNorm only reads its moving statistics.
+        return cls.mutates if attrs["is_training"] else ()
+
     def infer(ins, a):
         x, gamma, beta, mean, var = ins
         vec = _check(x, {"gamma": gamma, "beta": beta, "moving_mean": mean,

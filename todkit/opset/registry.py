@@ -58,6 +58,13 @@ class OpDef:
     workspace_key: Callable | None = None  # (node) -> {workspace index: hashable key}
 
     @classmethod
+    def mutated(cls, attrs: dict[str, Any]) -> tuple[int, ...]:
+        """The inputs a node with these attributes updates in place (default: ``mutates``;
+        an op whose side effect depends on an attribute, such as BatchNorm's moving
+        statistics in training only, overrides this)."""
+        return cls.mutates
+
+    @classmethod
     def complete_attrs(cls, attrs: dict[str, Any], where: str = "") -> dict[str, Any]:
         unknown = set(attrs) - set(cls.attrs)
         if unknown:

@@ -108,9 +108,6 @@ class OpSpec:
     file_outputs: Callable[[Node], list[TensorType]] | None = None
     tuple_output: bool = False            # file output is a tuple (TupleGetItem unpacks it)
     generic: bool = False                 # not in this table: attributes under their IR names
-    # For ops whose side effect depends on an attribute (BatchNorm only updates its moving
-    # statistics when training): whether this node has it. None: as OpDef.mutates says.
-    stateful_when: Callable[[dict], bool] | None = None
 
     def all_attrs(self) -> tuple[Attr, ...]:
         return self.attr_inputs + self.attrs
@@ -230,7 +227,7 @@ _SPECS = [
     OpSpec("BatchNorm", inputs=5,
            attr_inputs=(Attr("is_training", _BOOL), Attr("epsilon", "float"),
                         Attr("momentum", "float"), Attr("data_format", "format")),
-           tuple_output=True, stateful_when=lambda a: bool(a["is_training"]),
+           tuple_output=True,
            extra={"side_effect_mem": lambda a: True if a["is_training"] else None},
            instance_name=lambda a: "bn_train" if a["is_training"] else "bn_infer"),
     OpSpec("BatchNormGrad", inputs=6,
@@ -294,12 +291,9 @@ ALIASES = {"transpose_x1": "transpose_a", "transpose_x2": "transpose_b", "groups
 PLUMBING = frozenset({"Load", "UpdateState", "Depend", "MakeTuple", "TupleGetItem"})
 
 
-def mutated_inputs(spec: OpSpec, op_mutates: tuple[int, ...], attrs: dict) -> tuple[int, ...]:
-    """The inputs a node updates in place: its OpDef's ``mutates``, unless the table says the
-    side effect is off for these attributes."""
-    if spec.stateful_when is not None and not spec.stateful_when(attrs):
-        return ()
-    return tuple(op_mutates)
+def mutated_inputs(spec: OpSpec, opdef, attrs: dict) -> tuple[int, ...]:
+    """The inputs a node updates in place, as its OpDef says for these attributes."""
+    return tuple(opdef.mutated(attrs))
 
 
 def spec_for(op: str) -> OpSpec | None:

@@ -262,7 +262,7 @@ class _Reader:
         cnode.data_slots = self.data_slots(node, kept, spec.tuple_input)
         shape = next((a for a in n.attribute if a.name == "shape"), None)
         self.check_outputs(node, spec, shape)
-        for i in mutated_inputs(spec, OPS[op].mutates, node.attrs):
+        for i in mutated_inputs(spec, OPS[op], node.attrs):
             self.versions[id(node.inputs[i])] = self.versions.get(id(node.inputs[i]), 0) + 1
         file_tuple = shape is not None and shape.type == AttrType.TUPLE
         if spec.tuple_output or file_tuple or len(node.outputs) > 1:

@@ -121,7 +121,7 @@ class _Writer:
 
     def node(self, node: Node) -> None:
         spec = spec_for(node.op) or generic_spec(node.op)
-        stateful = bool(mutated_inputs(spec, OPS[node.op].mutates, node.attrs))
+        stateful = bool(mutated_inputs(spec, OPS[node.op], node.attrs))
         scope = _scope(node.name)
         if stateful:
             self.flush(scope)
