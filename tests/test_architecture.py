@@ -28,6 +28,8 @@ ALLOWED = {
     "common": {"core", "ir", "opset", "autodiff", "frontend"},
     "train": {"core", "ir", "opset", "autodiff", "frontend", "formats", "formats.mindir"},
     "models": {"core", "ir", "opset", "autodiff", "frontend", "nn", "ops", "common"},
+    "context": {"core", "frontend"},
+    "amp": {"core", "ir", "opset", "autodiff", "frontend"},
 }
 # What the device side may import from outside todkit: NumPy, flatbuffers, the stdlib.
 DEVICE = {"core", "ir", "opset", "formats.ms", "runtime", "lite"}

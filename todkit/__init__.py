@@ -12,7 +12,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {"nn", "ops", "common", "train", "frontend", "core", "ir", "opset", "autodiff",
-               "formats", "converter", "runtime", "lite"}
+               "formats", "converter", "runtime", "lite", "context", "amp", "models"}
 
 _FRONTEND = {"Tensor", "Parameter", "ParameterTuple", "set_seed"}
 _CONTEXT = {"set_context", "get_context", "GRAPH_MODE", "PYNATIVE_MODE"}
