@@ -6,12 +6,16 @@ uncached model does."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tests.test_lite_export import transfer_files
 from tests.test_runtime_graphs import BATCH, IN, OUT, train_graph
 from todkit import lite
+from todkit.core import dtypes
 from todkit.formats import ms
-from todkit.opset import emit
+from todkit.ir.graph import TensorType
+from todkit.opset import conv, emit
+from todkit.opset.registry import OPS
 from todkit.runtime.session import Session
 
 
@@ -72,3 +76,44 @@ def test_indexed_feature_cache_skips_the_data_and_matches_uncached(tmp_path):
                       model.backbone_runs)
     np.testing.assert_array_equal(got[True][0], got[False][0])
     assert got[False][1] == 4 * 8 and got[True][1] == 8
+
+
+@pytest.mark.parametrize("shape,k,s,d,pad_mode,pads", [
+    ((2, 7, 9, 5), 3, 1, 1, "same", (0, 0, 0, 0)), ((2, 8, 8, 4), 3, 2, 1, "same", (0, 0, 0, 0)),
+    ((3, 11, 6, 3), 3, 2, 2, "pad", (2, 1, 0, 3)), ((1, 5, 5, 2), 5, 1, 1, "valid", (0, 0, 0, 0)),
+    ((2, 30, 31, 8), 3, 2, 1, "pad", (1, 1, 1, 1)), ((1, 3, 3, 2), 3, 1, 1, "pad", (4, 4, 4, 4))])
+def test_blocked_depthwise_nhwc_is_bit_identical_to_whole_batch_taps(shape, k, s, d, pad_mode,
+                                                                       pads, monkeypatch):
+    monkeypatch.setattr(conv, "DEPTHWISE_BLOCK_BYTES", 64)  # several blocks per sample
+    c = shape[3]
+    a = {**OPS["Conv2D"].attrs, "format": "NHWC", "group": c, "out_channel": c,
+         "kernel_size": (k, k), "stride": (s, s), "dilation": (d, d), "pad_mode": pad_mode,
+         "pad_list": pads}
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((c, k, k, 1)).astype(np.float32)
+    (t,) = OPS["Conv2D"].infer([TensorType(x.shape, dtypes.float32),
+                                TensorType(w.shape, dtypes.float32)], a)
+    out = np.empty(t.shape, np.float32)
+    OPS["Conv2D"].kernel([x, w], [out], a, None)
+    geo = conv._Geo(x.shape, w.shape, a)
+    xp, want = geo.lay.pad(x, geo.pads), np.zeros_like(out)
+    for i, j, tap in geo.taps():
+        want += xp[tap] * geo.weight_tap(w, i, j)
+    np.testing.assert_array_equal(out, want)
+
+
+def test_train_export_patches_an_unchanged_file_and_rewrites_a_changed_one(tmp_path):
+    src = tmp_path / "t.ms"
+    ms.write(train_graph("sgd"), src)
+    model = lite.Model()
+    model.build_from_file(src, train_cfg=lite.TrainCfg())
+    assert model._ms_model.raw is None  # the file's bytes are not kept
+    w = model.session.graph.value("fc.weight").data
+    w += 1
+    model.export(tmp_path / "a.ms")
+    ms.write(train_graph("sgd", seed=9), src)  # the source changes after load
+    model.export(tmp_path / "b.ms")
+    for out in ("a.ms", "b.ms"):
+        got = ms.read(tmp_path / out).graph.value("fc.weight").data
+        np.testing.assert_array_equal(got, w)
