@@ -122,14 +122,19 @@ class ApplyMomentum(OpDef):
         lr, mom = _scalar(lr, p.dtype), _scalar(mom, p.dtype)
         accum *= mom
         accum += g
+        # The step in the planned workspace (else a fresh array): no temporary per call.
+        step = outs[1].reshape(p.shape) if len(outs) > 1 else np.empty_like(p)
         if a["use_nesterov"]:
-            step = np.multiply(accum, mom)
+            np.multiply(accum, mom, out=step)
             step += g
+            step *= lr
         else:
-            step = np.array(accum)
-        step *= lr
+            np.multiply(accum, lr, out=step)
         p -= step
         outs[0].fill(0)
+
+    def workspace(ins, a):
+        return [TensorType((ins[0].size,), ins[0].dtype)]
 
 
 @op

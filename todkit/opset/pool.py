@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from todkit.core import dtypes
 from todkit.ir.graph import TensorType
 from todkit.opset.conv import pair, window_geometry
 from todkit.opset.layout import Layout
@@ -82,9 +83,18 @@ class MaxPoolGrad(OpDef):
             raise ValueError(f"y {y} and dy {dy} must both be {want}")
         return [x]
 
+    def workspace(ins, a):
+        """The tiled path's scratch (tap-major planes, their max, the hit masks)."""
+        x = ins[0]
+        if not _tiles(x.shape, a):
+            return []
+        y = pooled_type(x, a).shape
+        return [TensorType((x.size,), x.dtype), TensorType(y, x.dtype),
+                TensorType((x.size,), dtypes.bool_), TensorType(y, dtypes.bool_)]
+
     def kernel(ins, outs, a, rt):
         x, _, dy = ins
-        if _tiled_max_pool_grad(x, dy, outs[0], a):
+        if _tiled_max_pool_grad(x, dy, outs[0], a, outs[1:]):
             return
         xp, pads, taps = pool_taps(x, a, -np.inf)
         # Running max over the taps; strict ">" keeps the first maximum, as argmax would.
@@ -103,13 +113,21 @@ class MaxPoolGrad(OpDef):
         outs[0][...] = lay.crop(dxp, pads, lay.hw(x.shape))
 
 
-def _tiled_max_pool_grad(x, dy, out, a) -> bool:
+def _tiles(x_shape, a) -> bool:
+    """The windows tile the input: stride = kernel, no padding."""
+    if pair(a["kernel_size"]) != pair(a["strides"]):
+        return False
+    return not any(pool_geometry(x_shape, a)[0])
+
+
+def _tiled_max_pool_grad(x, dy, out, a, scratch=()) -> bool:
     """MaxPoolGrad when the windows tile the input (stride = kernel, no padding), as LeNet's
     2x2/2 pools. The windows are a reshaped view of x; one copy puts them tap-major
     (kh*kw contiguous planes shaped like dy), where the max, the first tap equal to it and
     the routing of dy are whole-plane operations; one copy puts the result back. Same bits
     as the general path (returns False, nothing written, for overlapping or padded windows
-    and for NaN maxima, which the general path's ">" scan treats its own way)."""
+    and for NaN maxima, which the general path's ">" scan treats its own way). ``scratch``:
+    the planned workspaces (MaxPoolGrad.workspace), else fresh arrays."""
     (kh, kw), (sh, sw) = pair(a["kernel_size"]), pair(a["strides"])
     if (kh, kw) != (sh, sw):
         return False
@@ -130,14 +148,20 @@ def _tiled_max_pool_grad(x, dy, out, a) -> bool:
         def taps(t):  # (kh, kw, N, C, OH, OW)
             return t[:, :, :oh * kh, :ow * kw].reshape(n, c, oh, kh, ow, kw).transpose(
                 3, 5, 0, 1, 2, 4)
-    planes = np.ascontiguousarray(taps(x)).reshape((kk,) + dy.shape)
-    best = planes.max(axis=0)
+    if len(scratch) == 4:
+        planes, best, hit, taken = scratch
+        planes, hit = planes.reshape((kk,) + dy.shape), hit.reshape((kk,) + dy.shape)
+    else:
+        planes, best = np.empty((kk,) + dy.shape, x.dtype), np.empty(dy.shape, x.dtype)
+        hit, taken = np.empty(planes.shape, bool), np.empty(dy.shape, bool)
+    np.copyto(planes.reshape((kh, kw) + dy.shape), taps(x))
+    np.maximum.reduce(planes, axis=0, out=best)
     if np.isnan(best).any():
         return False
-    hit = planes == best
-    taken = hit[0].copy()
+    np.equal(planes, best, out=hit)
+    np.copyto(taken, hit[0])
     for k in range(1, kk):  # ties: only the first tap equal to the max takes dy
-        hit[k] &= ~taken
+        np.greater(hit[k], taken, out=hit[k])  # hit and not taken
         taken |= hit[k]
     if np.isfinite(dy).all():  # hit * dy: 20x faster than a masked copy
         np.multiply(hit, dy, out=planes)
@@ -199,6 +223,15 @@ class AvgPoolGrad(OpDef):
         if y != want or dy != want:
             raise ValueError(f"y {y} and dy {dy} must both be {want}")
         return [x]
+
+    def workspace(ins, a):
+        """The tiled path's scratch (tap-major planes, their max, the hit masks)."""
+        x = ins[0]
+        if not _tiles(x.shape, a):
+            return []
+        y = pooled_type(x, a).shape
+        return [TensorType((x.size,), x.dtype), TensorType(y, x.dtype),
+                TensorType((x.size,), dtypes.bool_), TensorType(y, dtypes.bool_)]
 
     def kernel(ins, outs, a, rt):
         x, _, dy = ins
