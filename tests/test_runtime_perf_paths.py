@@ -117,3 +117,33 @@ def test_train_export_patches_an_unchanged_file_and_rewrites_a_changed_one(tmp_p
     for out in ("a.ms", "b.ms"):
         got = ms.read(tmp_path / out).graph.value("fc.weight").data
         np.testing.assert_array_equal(got, w)
+
+
+@pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("k,s,pad_mode", [(3, 2, "same"), (3, 1, "same"), (2, 1, "valid"),
+                                          (3, 2, "valid")])
+def test_overlapping_max_pool_grad_is_bit_identical_to_the_scan(fmt, k, s, pad_mode,
+                                                               monkeypatch):
+    from todkit.opset import pool
+
+    grad = OPS["MaxPoolGrad"]
+    a = {**grad.attrs, "kernel_size": (k, k), "strides": (s, s), "pad_mode": pad_mode,
+         "format": fmt}
+    rng = np.random.default_rng(0)
+    shape = (2, 7, 9, 3) if fmt == "NHWC" else (2, 3, 7, 9)
+    for trial in range(4):
+        x = rng.integers(-2, 3, size=shape).astype(np.float32)  # many ties
+        x[x == 2] = np.inf if trial == 1 else 2
+        x[x == -2] = -np.inf if trial == 2 else -2
+        y = pool.pooled_type(TensorType(shape, dtypes.float32), a).shape
+        dy = rng.standard_normal(y).astype(np.float32)
+        if trial == 3:
+            dy[dy < 0] = -0.0
+        got = np.empty_like(x)
+        grad.kernel([x, None, dy], [got], a, None)
+        with monkeypatch.context() as m:
+            m.setattr(pool, "_overlapping_max_pool_grad", lambda *args: False)
+            want = np.empty_like(x)
+            grad.kernel([x, None, dy], [want], a, None)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
