@@ -147,3 +147,25 @@ def test_overlapping_max_pool_grad_is_bit_identical_to_the_scan(fmt, k, s, pad_m
             grad.kernel([x, None, dy], [want], a, None)
         np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+def test_a_repeated_computation_is_bound_as_a_view_of_the_first():
+    from todkit.core import dtypes as dt
+    from todkit.ir.graph import Graph
+    from todkit.runtime.executor import _no_kernel
+
+    g = Graph("dups")
+    x = g.add_input("x", TensorType((2, 3, 4, 5), dt.float32))
+    a = emit(g, "Transpose", [x], {"perm": (0, 2, 3, 1)}, name="a").outputs[0]
+    b = emit(g, "Transpose", [x], {"perm": (0, 2, 3, 1)}, name="b").outputs[0]
+    c = emit(g, "Transpose", [x], {"perm": (0, 3, 1, 2)}, name="c").outputs[0]
+    y = emit(g, "Add", [b, b], name="y").outputs[0]
+    g.outputs = [a, y, c]
+    s = Session(g)
+    assert s.eval.aliases[id(b)] is a and id(c) not in s.eval.aliases
+    assert s.eval.bound[1][0] is _no_kernel
+    xv = np.random.default_rng(0).normal(size=(2, 3, 4, 5)).astype(np.float32)
+    s.eval.array(x)[...] = xv
+    s.run_step()
+    np.testing.assert_array_equal(s.eval.array(y), 2 * xv.transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(s.eval.array(c), xv.transpose(0, 3, 1, 2))

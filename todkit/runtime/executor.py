@@ -5,7 +5,8 @@
 kernel workspace in the arena; ``bind`` cuts the views out of the shared arena and pre-binds
 each kernel to its input and output arrays (plus its workspace arrays), so ``invoke`` is a
 plain loop with no lookups or allocation per node. Outputs an op declares as ``alias`` of an
-input are bound as reshaped views of it: no bytes, no copy, no kernel call.
+input, and outputs of a node repeating an earlier node's computation (``find_duplicates``),
+are bound as (reshaped) views: no bytes, no copy, no kernel call.
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ def lifetimes(nodes: list[Node], pinned: set[int], keep_alive: list[Value],
             if r in first:
                 last[r] = step
         for v in node.outputs:
-            if id(v) in aliases:
+            if id(v) in aliases:  # a view is live from its node's step, as its root
+                r = root(v)
+                if r in first:
+                    last[r] = max(last[r], step)
                 continue
             values[id(v)] = v
             first[id(v)] = last[id(v)] = step
@@ -64,13 +68,62 @@ def _no_kernel(ins, outs, attrs, rt):
     """A node whose outputs are all views of its inputs: nothing to compute."""
 
 
-def find_aliases(nodes: list[Node]) -> dict[int, Value]:
-    """Outputs bound as views of an input (the ops' ``alias``): id(output) -> the root value
-    (not itself a view) whose bytes it shares. Only non-constant values of the same dtype and
-    byte size, never one that a node updates in place (``mutates``)."""
+# Ops that draw from the run context's random generator (never merged or skipped).
+RANDOM_OPS = frozenset({"Dropout", "DropoutGenMask", "DropoutDoMask", "UniformReal",
+                        "StandardNormal", "RandomChoiceWithMask"})
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def _attrs_key(attrs: dict):
+    """A hashable form of plain attributes (numbers, strings, tuples of them), else None."""
+    items = []
+    for k, v in sorted(attrs.items()):
+        if isinstance(v, (tuple, list)) and all(isinstance(e, _PLAIN) for e in v):
+            v = tuple(v)
+        elif not isinstance(v, _PLAIN):
+            return None
+        items.append((k, v))
+    return tuple(items)
+
+
+def find_duplicates(nodes: list[Node]) -> dict[int, Value]:
+    """Outputs of a node that computes exactly what an earlier node computes (same op, the
+    same input values, equal plain attributes; no side effect, in-place update, random draw
+    or workspace sharing): id(output) -> the earlier node's output. The converter leaves
+    such repeats: one NCHW->NHWC Transpose of an Inception block's Concat per branch (18 in
+    GoogleNet). Bound as views of the first: no bytes, no kernel call."""
     mutated = {id(n.inputs[k]) for n in nodes for k in get_op(n.op).mutates
                if k < len(n.inputs)}
-    aliases: dict[int, Value] = {}
+    seen: dict[tuple, Node] = {}
+    dups: dict[int, Value] = {}
+    for node in nodes:
+        opdef = get_op(node.op)
+        if (opdef.side_effect or opdef.mutates or opdef.workspace_key or opdef.alias
+                or node.op in RANDOM_OPS or not node.outputs
+                or any(id(v) in mutated for v in node.outputs + node.inputs)):
+            continue
+        attrs = _attrs_key(node.attrs)
+        if attrs is None:
+            continue
+        key = (node.op, tuple(id(v) for v in node.inputs), attrs)
+        first = seen.setdefault(key, node)
+        if first is node:
+            continue
+        for v, w in zip(node.outputs, first.outputs):
+            if v.type == w.type:
+                dups[id(v)] = dups.get(id(w), w)
+    return dups
+
+
+def find_aliases(nodes: list[Node], aliases: dict[int, Value] | None = None
+                 ) -> dict[int, Value]:
+    """Outputs bound as views of an input (the ops' ``alias``): id(output) -> the root value
+    (not itself a view) whose bytes it shares. Only non-constant values of the same dtype and
+    byte size, never one that a node updates in place (``mutates``). ``aliases``: views
+    already decided (``find_duplicates``), extended in place."""
+    mutated = {id(n.inputs[k]) for n in nodes for k in get_op(n.op).mutates
+               if k < len(n.inputs)}
+    aliases = {} if aliases is None else aliases
     for node in nodes:
         for k, j in get_op(node.op).alias.items():
             if k >= len(node.outputs) or j >= len(node.inputs):
@@ -92,7 +145,7 @@ class Executor:
         self.nodes = list(nodes)
         self.training = training
         self._pinned = pinned
-        self.aliases = find_aliases(self.nodes)
+        self.aliases = find_aliases(self.nodes, find_duplicates(self.nodes))
         lives = lifetimes(self.nodes, set(pinned), keep_alive, self.aliases)
         self._planned = [v for v, _, _ in lives]
         buffers = [Buffer(v.name, v.type.nbytes, a, b) for v, a, b in lives]

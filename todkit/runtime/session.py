@@ -24,7 +24,7 @@ from todkit.opset.registry import OPS
 from todkit.opset.runctx import RunContext
 from todkit.opset.verify import verify
 from todkit.runtime import blas
-from todkit.runtime.executor import Executor, arena_view
+from todkit.runtime.executor import RANDOM_OPS, Executor, arena_view
 from todkit.runtime.guard import Guard, split_updates
 from todkit.runtime.planner import DEFAULT_ALIGNMENT, align_up
 from todkit.runtime.resize import reinfer
@@ -55,18 +55,13 @@ def load_graph(graph: Graph, where: str) -> Graph:
     return graph
 
 
-# Ops that draw from the run context's random generator: running or skipping one changes
-# what the others draw, so they always run.
-RANDOM_OPS = frozenset({"Dropout", "DropoutGenMask", "DropoutDoMask", "UniformReal",
-                        "StandardNormal", "RandomChoiceWithMask"})
-
-
 def dead_nodes(nodes: list[Node], kept: list[Value]) -> set[int]:
     """ids of the nodes a step need not run: no side effect, nothing updated in place, no
-    random draw, and no output that a running node reads or that is in ``kept`` (the values
-    read after the step). Decided once at build; the graph itself (and so an export) keeps
-    them. The converter leaves such nodes: the ``<weight>_post_perm`` Transposes of frozen
-    weights (56 in GoogleNet's classifier-only step)."""
+    random draw (running or skipping one changes what the others draw), and no output that
+    a running node reads or that is in ``kept`` (the values read after the step). Decided
+    once at build; the graph itself (and so an export) keeps them. The converter leaves
+    such nodes: the ``<weight>_post_perm`` Transposes of frozen weights (56 in GoogleNet's
+    classifier-only step)."""
     needed = {id(v) for v in kept}
     dead: set[int] = set()
     for n in reversed(nodes):
