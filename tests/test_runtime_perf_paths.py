@@ -169,3 +169,23 @@ def test_a_repeated_computation_is_bound_as_a_view_of_the_first():
     s.run_step()
     np.testing.assert_array_equal(s.eval.array(y), 2 * xv.transpose(0, 2, 3, 1))
     np.testing.assert_array_equal(s.eval.array(c), xv.transpose(0, 3, 1, 2))
+
+
+def test_pointwise_nhwc_conv_and_filter_grad_are_bit_identical_to_im2col(monkeypatch):
+    a = {**OPS["Conv2D"].attrs, "format": "NHWC", "out_channel": 6, "kernel_size": (1, 1),
+         "pad_mode": "valid"}
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 5, 7, 4)).astype(np.float32)
+    w = rng.standard_normal((6, 1, 1, 4)).astype(np.float32)
+    dy = rng.standard_normal((2, 5, 7, 6)).astype(np.float32)
+    fa = {**OPS["Conv2DBackpropFilter"].attrs, **a, "filter_sizes": (6, 4, 1, 1)}
+    got = []
+    for fast in (True, False):
+        if not fast:
+            monkeypatch.setattr(conv, "_pointwise", lambda geo: False)
+        y, dw = np.empty((2, 5, 7, 6), np.float32), np.empty((6, 1, 1, 4), np.float32)
+        OPS["Conv2D"].kernel([x, w], [y], a, None)
+        OPS["Conv2DBackpropFilter"].kernel([dy, x], [dw], fa, None)
+        got.append((y, dw))
+    for fast, slow in zip(*got):
+        np.testing.assert_array_equal(fast, slow)

@@ -161,6 +161,8 @@ def conv_workspace(x_shape, w_shape, a, dtype, taps: bool = True) -> list[Tensor
     geo = _Geo(x_shape, w_shape, a)
     if geo.depthwise:
         return []
+    if taps and _pointwise(geo):
+        return [TensorType((0,), dtype), TensorType((0,), dtype)]
     lay = geo.lay
     padded = int(np.prod(_padded_shape(geo, lay.channels(x_shape)))) if any(geo.pads) else 0
     (kh, kw), (oh, ow) = geo.khw, geo.ohw
@@ -174,6 +176,8 @@ def columns_key(x, w_shape, a):
     (N*OH*OW, kh*kw*C), so the filter gradient reuses the forward pass's columns."""
     if x.is_const or str(a["format"]).upper() != "NHWC" or int(a["group"]) != 1:
         return {}
+    if _pointwise(_Geo(x.type.shape, w_shape, a)):
+        return {}  # no columns to share
     pads, ohw = conv_geometry(x.type.shape, w_shape, a)
     geometry = (pair(a["kernel_size"]), pair(a["stride"]), pair(a["dilation"]), pads, ohw)
     return {1: ("im2col", id(x), geometry)}
@@ -202,6 +206,14 @@ def _pad_into(geo, x, flat, value=0.0):
             xp[tuple(idx)] = value
     lay.crop(xp, geo.pads, geo.hw)[...] = x
     return xp
+
+
+def _pointwise(geo) -> bool:
+    """NHWC, group 1, a 1x1 kernel at stride 1 without padding: the input reshaped to
+    (N*H*W, C) already is the im2col matrix, so no columns are copied (MobileNetV2's and
+    GoogleNet's 1x1 convolutions)."""
+    return (geo.lay.nhwc and geo.g == 1 and geo.khw == (1, 1) and geo.stride == (1, 1)
+            and not any(geo.pads))
 
 
 def _single_channel(geo) -> bool:
@@ -274,6 +286,12 @@ def _conv_forward(x, w, out, a, outs=()):
         out[...] = 0
         for i, j, tap in geo.taps():
             out += src[tap] * geo.weight_tap(w, i, j)
+        return
+    if _pointwise(geo):
+        dst = out.reshape(-1, geo.o)
+        np.matmul(x.reshape(-1, x.shape[3]), w.reshape(geo.o, -1).T, out=dst)
+        if not np.shares_memory(dst, out):
+            out[...] = dst.reshape(out.shape)
         return
     og, cg, lay = geo.og, geo.cg, geo.lay
     (kh, kw), (oh, ow) = geo.khw, geo.ohw
@@ -375,6 +393,12 @@ def _conv_backprop_filter(dy, x, out, a, outs=()):
                 out[:, i, j, 0] = dwij
             else:
                 out[:, 0, i, j] = dwij
+        return
+    if _pointwise(geo):
+        dst = out.reshape(og, -1)
+        np.matmul(dy.reshape(-1, og).T, x.reshape(-1, x.shape[3]), out=dst)
+        if not np.shares_memory(dst, out):
+            out[...] = dst.reshape(out.shape)
         return
     (kh, kw), (oh, ow) = geo.khw, geo.ohw
     flat = _scratch(outs, 1, geo.n * oh * ow * kh * kw * cg, x.dtype)
