@@ -18,6 +18,8 @@ Inputs are [N, C] (BatchNorm1d) or 4-D in ``data_format`` NCHW / NHWC.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from todkit.ir.graph import TensorType
@@ -52,6 +54,124 @@ def batch_training(a, rt) -> bool:
     return bool(a["is_training"]) and (rt is None or rt.training)
 
 
+# -- blocked, temporary-free passes --------------------------------------------------------
+# Every pass walks the input in blocks of about _BLOCK_BYTES (cache-sized) that hold whole
+# channel rows, so a block's few ufunc calls (subtract, multiply, add, reduce) run on cached
+# data, and writes only into the outputs or a block-sized scratch (a planned workspace):
+# no array the size of the input is allocated. Channel-last inputs (NHWC, [N, C]) are seen
+# as rows of k*C values (k rows of C) with the per-channel vectors tiled k times, so NumPy's
+# inner loops run ~_ROW elements instead of C; NCHW blocks are (samples, channels, H*W).
+# 1 MB blocks and 8192-element rows measured fastest on W4's shapes (bench/README.md).
+_BLOCK_BYTES = 1 << 20
+_ROW = 8192
+
+
+class _Blocks:
+    """How arrays of one BatchNorm input shape are cut into blocks, and the per-block views
+    of the per-channel vectors and of the per-channel accumulators."""
+
+    __slots__ = ("axes", "c", "k", "last", "scratch_size", "spans")
+
+    def __init__(self, shape, fmt: str, itemsize: int):
+        block = max(1, _BLOCK_BYTES // itemsize)
+        self.last = len(shape) == 2 or Layout(fmt).nhwc
+        c = self.c = int(shape[-1] if self.last else shape[1])
+        if self.last:
+            rows = int(np.prod(shape[:-1], dtype=np.int64))
+            k = self.k = max(1, min(_ROW // max(c, 1), rows))
+            step = max(1, block // (k * max(c, 1))) * k  # rows per block, a multiple of k
+            self.spans = [(r, min(r + step, rows)) for r in range(0, rows, step)]
+            self.axes = 0
+            self.scratch_size = min(step, rows) * c
+        else:
+            self.k = 1
+            n, hw = int(shape[0]), int(shape[2]) * int(shape[3])
+            if c * hw >= block:  # one sample at a time, in groups of channels
+                cg = max(1, block // max(hw, 1))
+                self.spans = [(i, i + 1, c0, min(c0 + cg, c)) for i in range(n)
+                              for c0 in range(0, c, cg)]
+                self.scratch_size = min(cg, c) * hw
+            else:  # whole samples
+                nb = max(1, block // max(c * hw, 1))
+                self.spans = [(i, min(i + nb, n), 0, c) for i in range(0, n, nb)]
+                self.scratch_size = min(nb, n) * c * hw
+            self.axes = (0, 2)
+
+    def views(self, a: np.ndarray) -> list[np.ndarray]:
+        """The blocks of ``a`` (an array of the input's shape), in order."""
+        if self.last:
+            a2, kc = a.reshape(-1, self.c), self.k * self.c
+            return [a2[r0:r1].reshape(-1, kc if (r1 - r0) % self.k == 0 else self.c)
+                    for r0, r1 in self.spans]
+        a3 = a.reshape(a.shape[0], self.c, -1)
+        return [a3[n0:n1, c0:c1] for n0, n1, c0, c1 in self.spans]
+
+    def scratch(self, s: np.ndarray, like: list[np.ndarray]) -> list[np.ndarray]:
+        """Blocks of the flat scratch ``s`` shaped as the blocks ``like``."""
+        return [s[:b.size].reshape(b.shape) for b in like]
+
+    def slots(self, wide: np.ndarray) -> list[np.ndarray]:
+        """Per-block views of a wide per-channel vector (``wide``), 1-D: what a block's
+        reduction writes or adds into."""
+        if self.last:
+            kc = self.k * self.c
+            return [wide[:kc if (r1 - r0) % self.k == 0 else self.c] for r0, r1 in self.spans]
+        return [wide[c0:c1] for _, _, c0, c1 in self.spans]
+
+    def vec(self, v: np.ndarray) -> list[np.ndarray]:
+        """Per-block views of the per-channel vector ``v`` that broadcast against the blocks."""
+        if self.last:
+            if self.k > 1:
+                wide = np.empty(self.k * self.c, v.dtype)
+                wide.reshape(self.k, self.c)[...] = v
+                v = wide
+            return self.slots(v)
+        return [v[c0:c1, None] for _, _, c0, c1 in self.spans]
+
+    def wide(self, dtype) -> np.ndarray:
+        return np.empty(self.k * self.c, dtype)
+
+    def fold(self, wide: np.ndarray, out: np.ndarray) -> None:
+        """Per-channel totals of a wide accumulator into ``out`` [C]."""
+        np.add.reduce(wide.reshape(self.k, self.c), axis=0, out=out)
+
+    def sum(self, blocks, out: np.ndarray, acc: np.ndarray, part: np.ndarray) -> None:
+        """``out`` [C] = per-channel sums over ``blocks`` (partial sums per block)."""
+        acc.fill(0)
+        for b, a_, p_ in zip(blocks, self.slots(acc), self.slots(part)):
+            np.add.reduce(b, axis=self.axes, out=p_)
+            a_ += p_
+        self.fold(acc, out)
+
+    def normalize(self, xs, ys, mean, scale, shift) -> None:
+        """y = (x - mean) * scale + shift, per channel, block by block."""
+        for xb, yb, m, s, t in zip(xs, ys, self.vec(mean), self.vec(scale), self.vec(shift)):
+            np.subtract(xb, m, out=yb)
+            yb *= s
+            yb += t
+
+
+@lru_cache(maxsize=256)
+def _blocks(shape: tuple[int, ...], fmt: str, itemsize: int) -> _Blocks:
+    """The (immutable) block cutting of one input shape, made once per shape."""
+    return _Blocks(shape, fmt, itemsize)
+
+
+def _scratch(outs, n_outs: int, blocks: _Blocks, dtype) -> np.ndarray:
+    """The block scratch: the planned workspace after the outputs, else a fresh one (a
+    kernel called with its outputs only: the front end's eager path)."""
+    if len(outs) > n_outs:
+        return outs[n_outs]
+    return np.empty(blocks.scratch_size, dtype)
+
+
+def _workspace(x, fmt) -> list[TensorType]:
+    if len(x.shape) not in (2, 4):
+        return []
+    size = _blocks(tuple(x.shape), str(fmt), x.dtype.itemsize).scratch_size
+    return [TensorType((max(size, 1),), x.dtype)]
+
+
 @op
 class BatchNorm(OpDef):
     """(x, gamma, beta, moving_mean, moving_variance) -> (y, batch_mean, batch_variance,
@@ -71,31 +191,44 @@ class BatchNorm(OpDef):
                          "moving_variance": var}, a["data_format"])
         return [x, vec, vec, vec, vec]
 
+    def workspace(ins, a):
+        # Training: a block of (x - mean)^2 for the variance.
+        return _workspace(ins[0], a["data_format"]) if a["is_training"] else []
+
     def kernel(ins, outs, a, rt):
         x, gamma, beta, moving_mean, moving_var = ins
-        y, out_mean, out_var, save_mean, save_var = outs
-        _, axes, shaped = _channel_view(x.ndim, a["data_format"])
+        y, out_mean, out_var, save_mean, save_var = outs[:5]
+        blocks = _blocks(x.shape, str(a["data_format"]), x.dtype.itemsize)
+        xs = blocks.views(x)
         if batch_training(a, rt):
-            np.mean(x, axis=axes, out=save_mean)
-            centred = x - shaped(save_mean)
-            np.mean(np.square(centred), axis=axes, out=save_var)
+            count = x.size // save_var.size
+            acc, part = blocks.wide(x.dtype), blocks.wide(x.dtype)
+            blocks.sum(xs, save_mean, acc, part)
+            save_mean /= count
+            # Two passes (mean, then the mean of (x - mean)^2) as np.mean and np.var do.
+            ss = blocks.scratch(_scratch(outs, 5, blocks, x.dtype), xs)
+            acc.fill(0)
+            for xb, sb, m, a_, p_ in zip(xs, ss, blocks.vec(save_mean), blocks.slots(acc),
+                                        blocks.slots(part)):
+                np.subtract(xb, m, out=sb)
+                np.multiply(sb, sb, out=sb)
+                np.add.reduce(sb, axis=blocks.axes, out=p_)
+                a_ += p_
+            blocks.fold(acc, save_var)
+            save_var /= count
             m = x.dtype.type(a["momentum"])
             moving_mean *= 1 - m
             moving_mean += m * save_mean
-            count = x.size // save_var.size
             moving_var *= 1 - m
             moving_var += (m * count / max(count - 1, 1)) * save_var
-            mean, var = save_mean, save_var
         else:
             np.copyto(save_mean, moving_mean)
             np.copyto(save_var, moving_var)
-            mean, var = save_mean, save_var
-            centred = x - shaped(mean)
+        mean, var = save_mean, save_var
         np.copyto(out_mean, mean)
         np.copyto(out_var, var)
         scale = gamma / np.sqrt(var + x.dtype.type(a["epsilon"]))
-        np.multiply(centred, shaped(scale), out=y)
-        y += shaped(beta)
+        blocks.normalize(xs, blocks.views(y), mean, scale, beta)
 
     def grad(g, node, douts):
         dy = douts[0]
@@ -130,20 +263,44 @@ class BatchNormGrad(OpDef):
                      a["data_format"])
         return [x, vec, vec]
 
+    def workspace(ins, a):
+        # A block of dy * (x - mean) for dgamma.
+        return _workspace(ins[1], a["data_format"])
+
     def kernel(ins, outs, a, rt):
         dy, x, gamma, mean, var, _ = ins
-        dx, dgamma, dbeta = outs
-        _, axes, shaped = _channel_view(x.ndim, a["data_format"])
+        dx, dgamma, dbeta = outs[:3]
+        blocks = _blocks(x.shape, str(a["data_format"]), x.dtype.itemsize)
+        xs, dys, dxs = blocks.views(x), blocks.views(dy), blocks.views(dx)
+        ss = blocks.scratch(_scratch(outs, 3, blocks, x.dtype), xs)
         inv_std = 1 / np.sqrt(var + x.dtype.type(a["epsilon"]))
-        x_hat = (x - shaped(mean)) * shaped(inv_std)
-        np.sum(dy, axis=axes, out=dbeta)
-        np.sum(dy * x_hat, axis=axes, out=dgamma)
+        # One pass: dbeta = sum(dy), dgamma = inv_std * sum(dy * (x - mean)).
+        acc_b, acc_g, part = (blocks.wide(x.dtype) for _ in range(3))
+        acc_b.fill(0)
+        acc_g.fill(0)
+        for xb, dyb, sb, m, ab, ag, p_ in zip(xs, dys, ss, blocks.vec(mean), blocks.slots(acc_b),
+                                              blocks.slots(acc_g), blocks.slots(part)):
+            np.add.reduce(dyb, axis=blocks.axes, out=p_)
+            ab += p_
+            np.subtract(xb, m, out=sb)
+            sb *= dyb
+            np.add.reduce(sb, axis=blocks.axes, out=p_)
+            ag += p_
+        blocks.fold(acc_b, dbeta)
+        blocks.fold(acc_g, dgamma)
+        dgamma *= inv_std
         if a["is_training"]:
-            # The batch statistics depend on x: dx = g*inv_std/M * (M*dy - dbeta - x_hat*dgamma)
-            count = x.size // x.shape[_channel_view(x.ndim, a["data_format"])[0]]
-            np.multiply(x_hat, shaped(dgamma / count), out=dx)
-            dx += shaped(dbeta / count)
-            np.subtract(dy, dx, out=dx)
+            # The batch statistics depend on x:
+            # dx = g*inv_std * (dy - (x_hat*dgamma/M + dbeta/M)), x_hat = (x - mean)*inv_std.
+            count = x.size // blocks.c
+            for xb, dyb, dxb, m, k1, k2, k3 in zip(
+                    xs, dys, dxs, blocks.vec(mean), blocks.vec(inv_std * dgamma / count),
+                    blocks.vec(dbeta / count), blocks.vec(gamma * inv_std)):
+                np.subtract(xb, m, out=dxb)
+                dxb *= k1
+                dxb += k2
+                np.subtract(dyb, dxb, out=dxb)
+                dxb *= k3
         else:
-            np.copyto(dx, dy)
-        dx *= shaped(gamma * inv_std)
+            for dyb, dxb, k3 in zip(dys, dxs, blocks.vec(gamma * inv_std)):
+                np.multiply(dyb, k3, out=dxb)
