@@ -212,6 +212,16 @@ CASES = [
     row("BatchNormGrad", [F(2, 4, 4, 3), F(2, 4, 4, 3), Pos(3), F(3), Pos(3), F(3)],
         is_training=True, data_format="NHWC"),
     row("BatchNormGrad", [F(6, 5), F(6, 5), Pos(5), F(5), Pos(5), F(5)]),
+    # inputs over the kernels' ~1 MB block, with an uneven last block, in every layout
+    row("BatchNorm", [F(7, 37, 41, 24), Pos(24), F(24), F(24), Pos(24)], is_training=True,
+        data_format="NHWC"),
+    row("BatchNorm", [F(7, 24, 37, 41), Pos(24), F(24), F(24), Pos(24)], is_training=True),
+    row("BatchNorm", [F(9001, 40), Pos(40), F(40), F(40), Pos(40)], is_training=True),
+    row("BatchNorm", [F(7, 37, 41, 24), Pos(24), F(24), F(24), Pos(24)], data_format="NHWC"),
+    row("BatchNormGrad", [F(7, 37, 41, 24), F(7, 37, 41, 24), Pos(24), F(24), Pos(24), F(24)],
+        is_training=True, data_format="NHWC"),
+    row("BatchNormGrad", [F(7, 24, 37, 41), F(7, 24, 37, 41), Pos(24), F(24), Pos(24), F(24)],
+        is_training=True),
     # reductions
     row("ReduceSum", [F(2, 3, 4)], grad=(0,), axis=(1,)),
     row("ReduceSum", [F(2, 3, 4)], grad=(0,), axis=(0, 2), keep_dims=True),
@@ -356,8 +366,13 @@ def test_kernel_matches_reference(case, dt):
     got = outs + [work[i] for i in opdef.mutates]
     assert len(got) == len(expected)
     tol = {"rtol": 2e-5, "atol": 2e-6} if dt == np.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    big = max(a.size for a in ins) > 100_000
     for k, (g, e) in enumerate(zip(got, expected)):
         e = np.asarray(e)
+        if big and dt == np.float32 and e.size:
+            # float32 sums over ~1e5 terms (BatchNorm's dgamma) carry errors relative to the
+            # largest result, not to each small one (measured: 2e-6 of the max here)
+            tol = {"rtol": 2e-5, "atol": max(2e-6, 1e-5 * float(np.abs(e).max()))}
         # The shape rule (which sized ``outs``) agrees with the reference's shape and dtype.
         assert (g.shape, g.dtype) == (e.shape, e.dtype), f"result {k}"
         np.testing.assert_allclose(g, e, err_msg=f"result {k}", **tol)
