@@ -54,10 +54,14 @@ def per_kernel(sess, steps):
     ex = sess.train
     ex_rt = sess.rt
     ex_rt.training = True
-    per_node = np.zeros(len(ex.bound))
+    # The calls Executor.invoke makes (fused optimizer groups as one call, named after the
+    # group's first node; views make no call).
+    calls = getattr(ex, "calls", ex.bound)
+    call_nodes = [ex.nodes[i] for i in getattr(ex, "_call_step", range(len(ex.bound)))]
+    per_node = np.zeros(len(calls))
     t_all = time.perf_counter()
     for _ in range(steps):
-        for i, (kernel, ins, outs, attrs) in enumerate(ex.bound):
+        for i, (kernel, ins, outs, attrs) in enumerate(calls):
             t0 = time.perf_counter()
             kernel(ins, outs, attrs, ex_rt)
             per_node[i] += time.perf_counter() - t0
@@ -69,18 +73,19 @@ def per_kernel(sess, steps):
     per_node = per_node / steps * 1e3
     by_op = defaultdict(float)
     count = defaultdict(int)
-    for node, t in zip(ex.nodes, per_node):
+    for node, t in zip(call_nodes, per_node):
         by_op[node.op] += t
         count[node.op] += 1
     total = per_node.sum()
     lines = [f"step (Executor.invoke) {plain:.3f} ms; kernels sum {total:.3f} ms; timing loop "
-             f"{wall / steps * 1e3:.3f} ms per step; {len(ex.bound)} nodes",
+             f"{wall / steps * 1e3:.3f} ms per step; {len(ex.bound)} nodes, "
+             f"{len(calls)} calls",
              f"  {'op':<40} {'nodes':>5} {'ms/step':>9} {'share':>6}"]
     for op_name, t in sorted(by_op.items(), key=lambda kv: -kv[1]):
         lines.append(f"  {op_name:<40} {count[op_name]:>5} {t:>9.3f} {t / total:>6.1%}")
     lines.append("  top nodes:")
     for i in np.argsort(-per_node)[:12]:
-        n = ex.nodes[i]
+        n = call_nodes[i]
         shapes = " ".join(str(list(v.type.shape)) for v in n.inputs[:2])
         lines.append(f"    {per_node[i]:>8.3f} ms {n.op:<28} {shapes}  {n.name[-60:]}")
     return "\n".join(lines)

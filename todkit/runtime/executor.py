@@ -177,6 +177,13 @@ class Executor:
         self.plan: ArenaPlan = plan_arena(buffers, alignment, base)
         self.views: dict[int, np.ndarray] = {}
         self.bound: list[tuple] = []
+        # What ``invoke`` runs: ``bound`` without the calls that do nothing (views) and with
+        # fused groups (``set_fused``) in place of their members; ``_pos[step]`` is the
+        # index in ``calls`` of the first call at or after node ``step``.
+        self.calls: list[tuple] = []
+        self._call_step: list[int] = []
+        self._pos: list[int] = [0]
+        self._fused: dict[int, tuple | None] = {}
 
     def bind(self, arena: np.ndarray) -> None:
         """Cut this plan's views out of ``arena`` and pre-bind every kernel (once, at build)."""
@@ -209,6 +216,30 @@ class Executor:
             bound.append((kernel, ins, outs + [ws[k] for k in range(len(ws))], attrs))
         self.views = views
         self.bound = bound
+        self._fused = {}
+        self.refresh()
+
+    def set_fused(self, fused: dict[int, tuple | None]) -> None:
+        """step -> the call that replaces node ``step``'s kernel (None: no call). The
+        per-node entries in ``bound`` stay (the traced loop and deferred updates use them)."""
+        self._fused = dict(fused)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Rebuild ``calls`` from ``bound`` (after an entry of ``bound`` changed)."""
+        calls, call_step, pos = [], [], []
+        for step, entry in enumerate(self.bound):
+            pos.append(len(calls))
+            if step in self._fused:
+                entry = self._fused[step]
+                if entry is None:
+                    continue
+            elif entry[0] is _no_kernel:
+                continue
+            calls.append(entry)
+            call_step.append(step)
+        pos.append(len(calls))
+        self.calls, self._call_step, self._pos = calls, call_step, pos
 
     def array(self, value: Value) -> np.ndarray:
         return value.data if value.is_const else self.views[id(value)]
@@ -216,17 +247,19 @@ class Executor:
     def invoke(self, rt: RunContext, start: int = 0, stop: int | None = None) -> None:
         """Run the bound kernels ``start`` to ``stop`` (default: all) in order."""
         rt.training = self.training
-        bound = self.bound
-        stop = len(bound) if stop is None else stop
-        step = start
+        pos = self._pos
+        first = pos[start]
+        last = pos[-1] if stop is None else pos[stop]
+        calls = self.calls
+        i = first
         try:
-            for step in range(start, stop):
-                kernel, ins, outs, attrs = bound[step]
+            for i in range(first, last):
+                kernel, ins, outs, attrs = calls[i]
                 kernel(ins, outs, attrs, rt)
         except TodkitError:
             raise
         except Exception as e:
-            raise self._failure(step, e) from e
+            raise self._failure(self._call_step[i], e) from e
 
     def invoke_traced(self, rt: RunContext, before, after, start: int = 0,
                       stop: int | None = None) -> None:

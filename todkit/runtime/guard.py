@@ -20,6 +20,7 @@ from todkit.ir.graph import Node, Value
 from todkit.opset.registry import OPS
 
 POLICIES = ("skip", "raise", "ignore")
+_add_reduce = np.add.reduce
 
 
 class NonFiniteWarning(RuntimeWarning):
@@ -72,9 +73,21 @@ class Guard:
     def bad_tensor(self) -> Value | None:
         for v, arr in self.watched:
             # One reduction per tensor: a NaN or Inf anywhere makes the sum non-finite.
-            if not math.isfinite(float(arr.sum(dtype=np.float64))):
+            if not math.isfinite(_add_reduce(arr, None, np.float64)):
+                if isinstance(v, list):  # a fused group's gradients in one buffer
+                    return self._bad_member(v, arr)
                 return v
         return None
+
+    @staticmethod
+    def _bad_member(values: list[Value], flat: np.ndarray) -> Value:
+        off = 0
+        for v in values:
+            n = v.type.size
+            if not np.isfinite(flat[off:off + n]).all():
+                return v
+            off += n
+        return values[0]
 
     def allows_update(self) -> bool:
         """False if the update must be skipped; raises under the "raise" policy."""

@@ -24,7 +24,14 @@ from todkit.opset.registry import OPS
 from todkit.opset.runctx import RunContext
 from todkit.opset.verify import verify
 from todkit.runtime import blas
-from todkit.runtime.executor import RANDOM_OPS, Executor, arena_view
+from todkit.runtime.executor import (
+    RANDOM_OPS,
+    Executor,
+    arena_view,
+    find_aliases,
+    find_duplicates,
+)
+from todkit.runtime.fuse import plan_groups
 from todkit.runtime.guard import Guard, split_updates
 from todkit.runtime.planner import DEFAULT_ALIGNMENT, align_up
 from todkit.runtime.resize import reinfer
@@ -122,10 +129,9 @@ class Session:
         self.input_offsets = input_offsets
         pinned: dict[int, np.ndarray] = {}  # filled below, once the arena exists
 
-        self.eval = Executor("eval", roles.inference_nodes, pinned, roles.eval_outputs,
-                             training=False, base=base, alignment=alignment)
         self.train = None
         self.update_start = 0
+        self.groups = []
         self.skipped_nodes: set[int] = set()  # ids of train nodes a step does not run
         if not roles.is_inference_model:
             # Keep the eval outputs too, so predictions can be read after a train step, and
@@ -140,23 +146,72 @@ class Session:
             order = split[0] + split[1] if split else live
             if split:  # values a deferred state update reads in apply_gradients
                 deferred += [v for n in split[1] for v in n.inputs if not v.is_const]
+                # Small parameters of one optimizer type: one fused call (runtime/fuse.py);
+                # their gradients are written straight into the group's flat buffer, which
+                # sits at a fixed offset after the inputs (outside both plans).
+                self.groups = plan_groups(
+                    order, len(split[0]), roles.optimizers,
+                    set(find_aliases(order, find_duplicates(order))),
+                    {id(v) for v in graph.inputs})
+                for grp in self.groups:
+                    grp.offset = base
+                    base = align_up(base + grp.nbytes, alignment)
+                    pinned.update(dict.fromkeys(grp.grad_ids))  # placed once the arena exists
             self.train = Executor("train", order, pinned,
                                   roles.train_outputs + roles.eval_outputs + deferred,
                                   training=True, base=base, alignment=alignment)
             self.update_start = len(split[0]) if split else len(order)
+        self.eval = Executor("eval", roles.inference_nodes, pinned, roles.eval_outputs,
+                             training=False, base=base, alignment=alignment)
         size = max(base, self.eval.plan.total, self.train.plan.total if self.train else 0)
         self.arena = np.zeros(size, dtype=np.uint8)
         for v, off in zip(graph.inputs, input_offsets):
             pinned[id(v)] = arena_view(self.arena, off, v)
+        for grp in self.groups:
+            pinned.update(grp.place(self.arena))
         for ex in self.executors:
             ex.bind(self.arena)
         self.guard = None
         if self.train is not None:
             watched = [v for v in roles.train_outputs if v.type.dtype.np.kind == "f"]
-            watched += [n.inputs[GRAD_INPUT_INDEX[n.op]] for n in roles.optimizers]
-            self.guard = Guard(self.nonfinite, [(v, self.train.array(v)) for v in watched])
+            grouped = {id(v) for grp in self.groups for v in grp.grad_values()}
+            watched += [n.inputs[GRAD_INPUT_INDEX[n.op]] for n in roles.optimizers
+                        if id(n.inputs[GRAD_INPUT_INDEX[n.op]]) not in grouped]
+            pairs = [(v, self.train.array(v)) for v in watched]
+            # A group's gradients are one buffer: one check (naming the bad member).
+            pairs += [(grp.grad_values(), grp.grad) for grp in self.groups]
+            self.guard = Guard(self.nonfinite, pairs)
             # Updates interleaved with compute: the guard can only check after the step.
             self.guard.can_skip = self.update_start < len(self.train.nodes)
+            self._refresh_calls()
+
+    def _refresh_calls(self) -> None:
+        """Put each group's fused call in the train loop, or, while its members' bound
+        kernels are not their optimizers' own (accumulate mode), leave them as bound."""
+        ex = self.train
+        if ex is None:
+            return
+        if not self.groups:
+            ex.refresh()
+            return
+        pos = {id(n): i for i, n in enumerate(ex.nodes)}
+        read = {id(v) for n in ex.nodes for v in n.inputs}
+        read |= {id(v) for v in self.roles.train_outputs + self.roles.eval_outputs
+                 + list(self.graph.outputs)}
+        fused: dict[int, tuple | None] = {}
+        for grp in self.groups:
+            steps = [pos[id(n)] for n in grp.members]
+            if any(ex.bound[i][0] is not OPS[grp.op].kernel for i in steps):
+                continue
+            first = ex.bound[steps[0]]
+            if any(ex.bound[i][1][k] is not first[1][k] for i in steps for k in grp.shared):
+                continue  # scalars pinned apart
+            needed = [ex.bound[i][2][0] for i, n in zip(steps, grp.members)
+                      if id(n.outputs[0]) in read]
+            fused[steps[0]] = grp.entry(first[1], first[3], needed)
+            for i in steps[1:]:
+                fused[i] = None
+        ex.set_fused(fused)
 
     # -- structure ----------------------------------------------------------------------
     @property
@@ -275,14 +330,20 @@ class Session:
         """Set the lr of every optimizer; negative is an error (Lite returns RET_ERROR)."""
         if not lr >= 0:
             raise TodkitError(f"learning rate must be >= 0, got {lr}", RET_ERROR)
+        pinned: dict[tuple, np.ndarray] = {}
         for node, ins in self._optimizer_inputs():
             k = LR_INPUT_INDEX[node.op]
             if node.inputs[k].is_const:
                 node.inputs[k].data[...] = lr  # in place: every kernel and an export see it
             else:
                 # A computed lr: pin this optimizer to a fixed value from now on, as Lite's
-                # optimizer kernels keep their own lr_ once it is set.
-                ins[k] = np.full(ins[k].shape, lr, dtype=ins[k].dtype)
+                # optimizer kernels keep their own lr_ once it is set (one array per shape,
+                # so a fused group still sees one lr).
+                key = (ins[k].shape, ins[k].dtype.str)
+                if key not in pinned:
+                    pinned[key] = np.full(ins[k].shape, lr, dtype=ins[k].dtype)
+                ins[k] = pinned[key]
+        self._refresh_calls()
 
     def get_learning_rate(self) -> float:
         """The first optimizer's lr; 0.0 without optimizers (as Lite)."""
@@ -326,6 +387,7 @@ class Session:
             for i, entry in self._state_updates:
                 self.train.bound[i] = entry
             self._grad_sums, self._optimizer_steps, self._state_updates = [], [], []
+            self._refresh_calls()
             return
         # The other in-place updates of the update phase (Adam's beta-power Assigns) wait
         # for apply_gradients too, so N accumulated steps advance the optimizer state once,
@@ -346,6 +408,7 @@ class Session:
             self._grad_sums.append(grad_sum)
             self._optimizer_steps.append((kernel, step_ins, outs, attrs))
             self.train.bound[i] = (_accumulate_kernel, [ins[g]], [grad_sum], attrs)
+        self._refresh_calls()
 
     def gradients(self) -> list[tuple[Value, np.ndarray]]:
         """(gradient value, accumulated sum) per optimizer; empty unless accumulating."""
