@@ -233,6 +233,42 @@ def _tap_major_columns(geo, xp, flat) -> np.ndarray:
     return cols
 
 
+def _live_range(size, k, stride, dil, pad, out) -> tuple[int, int]:
+    """[first, last + 1) of the kernel taps along one axis that read a real (unpadded)
+    input row for at least one output row."""
+    live = [i for i in range(k)
+            if any(0 <= y * stride + i * dil - pad < size for y in range(out))]
+    return (live[0], live[-1] + 1) if live else (0, k)
+
+
+def _trimmed(geo, a):
+    """NHWC group-1 convolutions whose outer kernel taps only ever read padding (a 3x3 at
+    pad 1 over a 1x1 or 2x2-at-stride-2 input: ResNet18's last stage on 32x32 images) are
+    the same convolution with the kernel cut to its live taps and the pads cut to match.
+    Returns ((i0, i1), (j0, j1), attrs of the cut convolution), or None. The products skip
+    only terms that multiply padding zeros: the sums are the same to float32 rounding."""
+    if not geo.lay.nhwc or geo.g != 1 or geo.khw == (1, 1):
+        return None
+    cut = []
+    pads = []
+    for axis in (0, 1):
+        size, k, st, dl, out = (geo.hw[axis], geo.khw[axis], geo.stride[axis],
+                                geo.dilation[axis], geo.ohw[axis])
+        lo = geo.pads[2 * axis]
+        i0, i1 = _live_range(size, k, st, dl, lo, out)
+        new_lo = lo - i0 * dl
+        new_hi = (out - 1) * st + (i1 - i0 - 1) * dl + 1 - size - new_lo
+        if new_lo < 0 or new_hi < 0:
+            return None
+        cut.append((i0, i1))
+        pads += [new_lo, new_hi]
+    if cut == [(0, geo.khw[0]), (0, geo.khw[1])]:
+        return None
+    (i0, i1), (j0, j1) = cut
+    return cut[0], cut[1], {**a, "kernel_size": (i1 - i0, j1 - j0), "pad_mode": "pad",
+                            "pad_list": tuple(pads)}
+
+
 # -- forward -------------------------------------------------------------------------------
 DEPTHWISE_BLOCK_BYTES = 1 << 17  # output bytes per block: the block and its taps stay in L2
 
@@ -277,6 +313,11 @@ def _depthwise_nhwc(geo, x, w, out):
 
 def _conv_forward(x, w, out, a, outs=()):
     geo = _Geo(x.shape, w.shape, a)
+    cut = _trimmed(geo, a)
+    if cut is not None:
+        (i0, i1), (j0, j1), a = cut
+        w = np.ascontiguousarray(w[:, i0:i1, j0:j1, :])
+        geo = _Geo(x.shape, w.shape, a)
     if geo.depthwise and geo.lay.nhwc and geo.og == 1:
         _depthwise_nhwc(geo, x, w, out)
         return
@@ -330,6 +371,11 @@ def _conv_forward(x, w, out, a, outs=()):
 # -- gradients -----------------------------------------------------------------------------
 def _conv_backprop_input(dy, w, out, a, outs=()):
     geo = _Geo(out.shape, w.shape, a)
+    cut = _trimmed(geo, a)
+    if cut is not None:
+        (i0, i1), (j0, j1), a = cut
+        w = w[:, i0:i1, j0:j1, :]
+        geo = _Geo(out.shape, w.shape, a)
     lay, og, cg = geo.lay, geo.og, geo.cg
     (kh, kw), (oh, ow) = geo.khw, geo.ohw
     t, b, l, r = geo.pads
@@ -358,7 +404,6 @@ def _conv_backprop_input(dy, w, out, a, outs=()):
     dxp[...] = 0
     flat = _scratch(outs, 1, geo.n * oh * ow * (1 if lay.nhwc else kh * kw) * cg, dy.dtype)
     for k in range(geo.g):
-        w2 = w[k * og:(k + 1) * og].reshape(og, -1)
         dst = dxp[lay.channel_slice(k * cg, (k + 1) * cg)]
         if lay.nhwc:
             # Per kernel position one small product (N*OH*OW, og) x (og, C/g) into a
@@ -372,6 +417,7 @@ def _conv_backprop_input(dy, w, out, a, outs=()):
                 np.matmul(dy2, wk[:, i, j, :], out=part)
                 dst[tap] += part.reshape(geo.n, oh, ow, cg)
         else:
+            w2 = w[k * og:(k + 1) * og].reshape(og, -1)
             dy3 = dy[:, k * og:(k + 1) * og].reshape(geo.n, og, oh * ow)
             dcols = np.matmul(w2.T, dy3, out=flat.reshape(geo.n, w2.shape[1], oh * ow))
             dcols = dcols.reshape(geo.n, cg, kh, kw, oh, ow)
@@ -383,6 +429,16 @@ def _conv_backprop_input(dy, w, out, a, outs=()):
 
 def _conv_backprop_filter(dy, x, out, a, outs=()):
     geo = _Geo(x.shape, out.shape, a)
+    cut = _trimmed(geo, a)
+    if cut is not None:
+        (i0, i1), (j0, j1), a = cut
+        # The dead taps' gradient is zero; the live block is computed as a cut convolution.
+        out[:, :i0] = 0
+        out[:, i1:] = 0
+        out[:, i0:i1, :j0] = 0
+        out[:, i0:i1, j1:] = 0
+        out = out[:, i0:i1, j0:j1, :]
+        geo = _Geo(x.shape, out.shape, a)
     lay, og, cg = geo.lay, geo.og, geo.cg
     if geo.depthwise:
         xp = lay.pad(x, geo.pads)
