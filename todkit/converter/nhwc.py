@@ -46,6 +46,18 @@ ELEMENTWISE = {
     "HSwishGrad", "SqrtGrad", "DropoutGrad", "Add", "Sub", "Mul", "RealDiv", "Maximum",
     "Minimum", "AddN",
 }
+# The real converter's "dynamic format" ops (``DynamicFormatOpList`` in
+# tools/optimizer/common/format_utils.cc) that have an axis-like attribute: run NHWC, the
+# attribute is permuted instead of the input transposed (transpose_strategy.cc: ChangeCommonOp
+# for Concat and Split, whose Lite form is also MindSpore's SplitWithSize; ChangeOpPad;
+# ChangeOpSlice). ReduceFusion, Softmax, Tile, Reshape and Flatten are not in that list: the
+# real converter reads them through a Transpose back to NCHW, and so does this pass.
+AXIS_OPS = {"Concat", "SplitWithSize", "Pad", "Slice"}
+# Element-wise ops of that list (AddFusion, SubFusion, MulFusion, DivFusion, Maximum, AddN,
+# Activation, ActivationGrad, PowFusion, Cast) that may also flip with broadcast constants.
+DYNAMIC_ELEMENTWISE = ELEMENTWISE | {"Pow", "Cast"}
+DYNAMIC = AXIS_OPS | DYNAMIC_ELEMENTWISE
+NHWC_AXIS = (0, 3, 1, 2)  # NCHW axis -> its NHWC position (the real kNH2NC table)
 
 
 def _nhwc_shape(shape):
@@ -69,7 +81,28 @@ def _follows_layout(node: Node) -> bool:
 
 
 def _needs_nchw(node: Node) -> bool:
-    return node.op not in TO_NHWC and node.op not in ELEMENTWISE
+    return node.op not in TO_NHWC and node.op not in DYNAMIC
+
+
+def _nhwc_axis(axis: int) -> int:
+    return NHWC_AXIS[axis % 4]
+
+
+def _permuted_attrs(node: Node) -> dict:
+    """``node``'s attributes for NHWC inputs (transpose_strategy.cc ChangeOpAxis)."""
+    a = dict(node.attrs)
+    if node.op == "Concat":
+        a["axis"] = _nhwc_axis(int(a["axis"]))
+    elif node.op == "SplitWithSize":
+        a["dim"] = _nhwc_axis(int(a["dim"]))
+    elif node.op == "Pad":  # ChangeOpPad: the channel pair moves last
+        flat = [int(x) for x in a["paddings"]]
+        pairs = [flat[2 * k: 2 * k + 2] for k in range(4)]
+        a["paddings"] = tuple(x for k in TO_NHWC_PERM for x in pairs[k])
+    elif node.op == "Slice":  # ChangeOpSlice: begin and size follow the axes
+        a["begin"] = tuple(int(a["begin"][k]) for k in TO_NHWC_PERM)
+        a["size"] = tuple(int(a["size"][k]) for k in TO_NHWC_PERM)
+    return a
 
 
 class _NhwcPass:
@@ -78,6 +111,7 @@ class _NhwcPass:
         self.keep_weight_posts = weight_posts
         self.nhwc: set[int] = set()       # ids of 4-D activations held NHWC
         self.post: dict[int, Value] = {}  # id(NHWC value) -> its NCHW Transpose output
+        self.post_source: dict[int, Value] = {}  # id(that Transpose output) -> the NHWC value
         self.khwc: set[int] = set()       # ids of weights converted to KHWC
         self.weight_posts: list[Node] = []
         self.names: dict[tuple[str, int], str] = graph.attrs.setdefault(PERM_NAMES, {})
@@ -92,6 +126,7 @@ class _NhwcPass:
         if id(v) not in self.post:
             base = v.producer.name if v.producer is not None else v.name
             self.post[id(v)] = self.transpose(v, TO_NCHW, f"{base}_post")
+            self.post_source[id(self.post[id(v)])] = v
         return self.post[id(v)]
 
     def to_khwc(self, w: Value) -> None:
@@ -166,12 +201,88 @@ class _NhwcPass:
                     self.replace_input(n, k, self.transpose(n.inputs[k], TO_NHWC_PERM,
                                                             f"{n.name}_pre_{k}"))
             self.reinfer(n, nhwc_outputs=True)
+        elif self.goes_nhwc(n):
+            self.to_dynamic_nhwc(n)
         else:
             for k in four_d:
                 if id(n.inputs[k]) in self.nhwc:
                     self.replace_input(n, k, self.post_of(n.inputs[k]))
             # shapes may still change: element-wise state updates of a KHWC weight
             self.reinfer(n, nhwc_outputs=False)
+
+    def held_nhwc(self, v: Value) -> Value | None:
+        """The NHWC value behind ``v``: itself, or the one whose ``_post`` ``v`` is."""
+        if id(v) in self.nhwc:
+            return v
+        return self.post_source.get(id(v))
+
+    def goes_nhwc(self, n: Node) -> bool:
+        """Whether a dynamic-format op runs NHWC: its 4-D activations and its readers lean
+        NHWC (one Transpose before it rather than one per reader after it). The real
+        DecreaseTransposeAlgo flips such an op when more than half of its
+        neighbours are layout Transposes (single-op pass), or a connected area of such ops
+        whose borders are Transposes (multi-op pass); here the neighbours are counted as they
+        stand in the forward walk: NHWC inputs and readers that are NHWC layout ops for,
+        NCHW 4-D inputs and readers that need NCHW against, other dynamic ops neutral."""
+        if n.op not in DYNAMIC:
+            return False
+        acts = [v for v in n.inputs if not v.is_const]
+        if not acts or any(len(v.type.shape) != 4 and v.type.size != 1 for v in acts):
+            return False
+        if n.op in AXIS_OPS and len(n.inputs[0].type.shape) != 4:
+            return False
+        if any(len(o.type.shape) != 4 for o in n.outputs):
+            return False
+        for v in n.inputs:
+            # constants: broadcast operands are re-laid out below; anything else stays out
+            if v.is_const and v.type.size != 1 and (
+                    n.op in AXIS_OPS or len(v.type.shape) > 4 or v.type.dtype.np.kind != "f"):
+                return False
+        four = [v for v in acts if len(v.type.shape) == 4]
+        held = sum(self.held_nhwc(v) is not None for v in four)
+        readers = [u for o in n.outputs for u in o.users]
+        pro = held + sum(u.op in TO_NHWC for u in readers)
+        con = (len(four) - held) + sum(_needs_nchw(u) for u in readers)
+        return pro > con
+
+    def to_dynamic_nhwc(self, n: Node) -> None:
+        for k, v in enumerate(list(n.inputs)):
+            if v.is_const:
+                if v.type.size != 1:
+                    self.replace_input(n, k, self.nhwc_const(v))
+                continue
+            if len(v.type.shape) != 4:
+                continue
+            src = self.held_nhwc(v)
+            if src is None:
+                self.replace_input(n, k, self.transpose(v, TO_NHWC_PERM, f"{n.name}_pre_{k}"))
+            elif src is not v:  # a Transpose pair cancels (TransposePairFuseWhenInsert)
+                self.replace_input(n, k, src)
+                self.drop_if_unread(v)
+        n.attrs = _permuted_attrs(n)
+        self.reinfer(n, nhwc_outputs=True)
+
+    def nhwc_const(self, c: Value) -> Value:
+        """A broadcast constant for an NHWC element-wise op: shape padded with leading 1s to
+        4-D, then permuted as a KCHW->KHWC filter (ConvertTensorToNCOrNH; all-ones shapes
+        and non-float data are left alone)."""
+        if all(d == 1 for d in c.type.shape):
+            return c
+        data = c.data.reshape((1,) * (4 - c.data.ndim) + c.data.shape).transpose(TO_NHWC_PERM)
+        if len(c.users) == 1 and not c.param:
+            c.data = np.ascontiguousarray(data)
+            c.type = TensorType(c.data.shape, c.type.dtype)
+            return c
+        return self.g.add_const(c.name, np.ascontiguousarray(data), unique=True)
+
+    def drop_if_unread(self, post: Value) -> None:
+        if post.users or post in self.g.outputs:
+            return
+        node = post.producer
+        del self.post[id(node.inputs[0])]
+        del self.post_source[id(post)]
+        self.g.remove_nodes([node])
+        self.names.pop((node.name, 1), None)
 
     def replace_input(self, n: Node, k: int, new: Value) -> None:
         old = n.inputs[k]
