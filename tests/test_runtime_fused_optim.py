@@ -67,3 +67,13 @@ def test_guard_names_the_bad_member_of_a_group():
     s.train.calls[s.train._pos[s.update_start] - 1] = (poison, ins, outs, attrs)
     with pytest.raises(NonFiniteError, match=bad.name):
         s.run_step()
+
+
+def test_guard_tells_an_overflowing_sum_from_a_non_finite_value():
+    from todkit.runtime.guard import Guard
+
+    big = np.full(4, 3e38, np.float32)  # finite, but its float32 sum overflows
+    assert Guard("raise", [("big", big)]).allows_update()
+    big[2] = np.inf
+    with pytest.raises(NonFiniteError):
+        Guard("raise", [(type("V", (), {"name": "big"})(), big)]).allows_update()

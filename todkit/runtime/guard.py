@@ -71,9 +71,15 @@ class Guard:
         self.last_report = ""
 
     def bad_tensor(self) -> Value | None:
+        with np.errstate(over="ignore"):  # an overflowing sum is checked below
+            return self._bad_tensor()
+
+    def _bad_tensor(self) -> Value | None:
         for v, arr in self.watched:
-            # One reduction per tensor: a NaN or Inf anywhere makes the sum non-finite.
-            if not math.isfinite(_add_reduce(arr, None, np.float64)):
+            # One reduction per tensor in its own dtype: a NaN or Inf anywhere makes the sum
+            # non-finite (a float64 sum cast every element: W7's 12810-value gradient 4.5
+            # -> 1 us); a finite tensor whose sum overflows is told apart by the slow check.
+            if not math.isfinite(_add_reduce(arr, None)) and not np.isfinite(arr).all():
                 if isinstance(v, list):  # a fused group's gradients in one buffer
                     return self._bad_member(v, arr)
                 return v
