@@ -10,6 +10,10 @@ What the real output shows, and what this pass therefore does:
   (in the real converter it fed the Loads packed for UpdateState, which are then removed);
   optimizer state of that weight keeps its OIHW shape (the updates are element-wise);
 - layout-agnostic ops (activations, their grads, same-shape arithmetic) follow their input;
+- the real converter's other dynamic-format ops (Concat, Split/SplitWithSize, Pad, Slice, and
+  element-wise ops whose constants broadcast) run NHWC when their neighbours lean NHWC, with
+  the axis attribute permuted instead of the input transposed (``goes_nhwc``; the real
+  DecreaseTransposeAlgo, transpose_strategy.cc). ReduceMean, Softmax, Tile are not among them;
 - where an NHWC value reaches an op that needs NCHW (Flatten, Reshape, ...), a Transpose
   ``<producer>_post`` (perm 0,3,1,2) is inserted after the producer and *every* reader of the
   value reads it; an NHWC op reading an NCHW value gets ``<node>_pre_<k>`` (perm 0,2,3,1) on its
