@@ -230,6 +230,7 @@ def test_step0_gradients(run, tmp_path_factory):
 @pytest.mark.parametrize("run", PARAMS)
 def test_training_run(run, tmp_path_factory):
     """Every per-step loss and every parameter after the last step equal MindSpore's."""
+    need(run.run_dir)  # the corpus run lives in ../shared
     meta = run.meta
     model = build(run, tmp_path_factory)
     x, y = batches(run)
