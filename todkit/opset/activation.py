@@ -7,25 +7,12 @@ from __future__ import annotations
 import numpy as np
 
 from todkit.opset.registry import OpDef, op
-
-
-def _same_as_input(ins, a):
-    (x,) = ins
-    if x.dtype.np.kind != "f":
-        raise ValueError(f"needs a float input, got {x.dtype.name}")
-    return [x]
-
-
-def _pair_of_same(ins, a):
-    p, q = ins
-    if p != q:
-        raise ValueError(f"inputs differ: {p} vs {q}")
-    return [p]
+from todkit.opset.rules import float_like, pair_of_same
 
 
 @op
 class ReLU(OpDef):
-    infer = _same_as_input
+    infer = float_like
 
     def kernel(ins, outs, a, rt):
         np.maximum(ins[0], 0, out=outs[0])
@@ -40,7 +27,7 @@ class ReLU(OpDef):
 class ReluGrad(OpDef):
     """dx = dy where y > 0 else 0 (inputs dy, y)."""
 
-    infer = _pair_of_same
+    infer = pair_of_same
 
     def kernel(ins, outs, a, rt):
         dy, y = ins
@@ -49,7 +36,7 @@ class ReluGrad(OpDef):
 
 @op
 class Sigmoid(OpDef):
-    infer = _same_as_input
+    infer = float_like
 
     def kernel(ins, outs, a, rt):
         out = outs[0]
@@ -70,7 +57,7 @@ class Sigmoid(OpDef):
 class SigmoidGrad(OpDef):
     """dx = dy * y * (1 - y) (inputs y, dy)."""
 
-    infer = _pair_of_same
+    infer = pair_of_same
 
     def kernel(ins, outs, a, rt):
         y, dy = ins
@@ -82,7 +69,7 @@ class SigmoidGrad(OpDef):
 
 @op
 class Tanh(OpDef):
-    infer = _same_as_input
+    infer = float_like
 
     def kernel(ins, outs, a, rt):
         np.tanh(ins[0], out=outs[0])
@@ -97,7 +84,7 @@ class Tanh(OpDef):
 class TanhGrad(OpDef):
     """dx = dy * (1 - y^2) (inputs y, dy)."""
 
-    infer = _pair_of_same
+    infer = pair_of_same
 
     def kernel(ins, outs, a, rt):
         y, dy = ins
@@ -111,7 +98,7 @@ class TanhGrad(OpDef):
 # ReLU6Grad / HSwishGrad / HSigmoidGrad take (dy, x)) --------------------------------------
 @op
 class ReLU6(OpDef):
-    infer = _same_as_input
+    infer = float_like
 
     def kernel(ins, outs, a, rt):
         np.clip(ins[0], 0, 6, out=outs[0])
@@ -125,7 +112,7 @@ class ReLU6(OpDef):
 class ReLU6Grad(OpDef):
     """dx = dy where 0 < x < 6 else 0 (inputs dy, x)."""
 
-    infer = _pair_of_same
+    infer = pair_of_same
 
     def kernel(ins, outs, a, rt):
         dy, x = ins
@@ -136,7 +123,7 @@ class ReLU6Grad(OpDef):
 class HSigmoid(OpDef):
     """relu6(x + 3) / 6."""
 
-    infer = _same_as_input
+    infer = float_like
 
     def kernel(ins, outs, a, rt):
         out = outs[0]
@@ -153,7 +140,7 @@ class HSigmoid(OpDef):
 class HSigmoidGrad(OpDef):
     """dx = dy / 6 where -3 < x < 3 else 0 (inputs dy, x)."""
 
-    infer = _pair_of_same
+    infer = pair_of_same
 
     def kernel(ins, outs, a, rt):
         dy, x = ins
@@ -165,7 +152,7 @@ class HSigmoidGrad(OpDef):
 class HSwish(OpDef):
     """x * relu6(x + 3) / 6."""
 
-    infer = _same_as_input
+    infer = float_like
 
     def kernel(ins, outs, a, rt):
         out = outs[0]
@@ -183,7 +170,7 @@ class HSwish(OpDef):
 class HSwishGrad(OpDef):
     """dx = dy * (0 if x <= -3, 1 if x >= 3, (2x + 3) / 6 between) (inputs dy, x)."""
 
-    infer = _pair_of_same
+    infer = pair_of_same
 
     def kernel(ins, outs, a, rt):
         dy, x = ins
@@ -205,7 +192,7 @@ def _gelu_tanh(x: np.ndarray) -> np.ndarray:
 class GeLU(OpDef):
     """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the tanh approximation."""
 
-    infer = _same_as_input
+    infer = float_like
 
     def kernel(ins, outs, a, rt):
         x = ins[0]

@@ -13,25 +13,12 @@ import numpy as np
 
 from todkit.opset.math import _broadcast_type, sum_to_shape
 from todkit.opset.registry import OpDef, op
-
-
-def _float_like(ins, a):
-    (x,) = ins
-    if x.dtype.np.kind != "f":
-        raise ValueError(f"needs a float input, got {x.dtype.name}")
-    return [x]
-
-
-def _pair_of_same(ins, a):
-    p, q = ins
-    if p != q:
-        raise ValueError(f"inputs differ: {p} vs {q}")
-    return [p]
+from todkit.opset.rules import float_like, pair_of_same
 
 
 @op
 class Sqrt(OpDef):
-    infer = _float_like
+    infer = float_like
 
     def kernel(ins, outs, a, rt):
         np.sqrt(ins[0], out=outs[0])
@@ -45,7 +32,7 @@ class Sqrt(OpDef):
 class SqrtGrad(OpDef):
     """dx = dy / (2 y) (inputs y, dy)."""
 
-    infer = _pair_of_same
+    infer = pair_of_same
 
     def kernel(ins, outs, a, rt):
         y, dy = ins
@@ -54,7 +41,7 @@ class SqrtGrad(OpDef):
 
 @op
 class Exp(OpDef):
-    infer = _float_like
+    infer = float_like
 
     def kernel(ins, outs, a, rt):
         np.exp(ins[0], out=outs[0])
@@ -66,7 +53,7 @@ class Exp(OpDef):
 
 @op
 class Log(OpDef):
-    infer = _float_like
+    infer = float_like
 
     def kernel(ins, outs, a, rt):
         np.log(ins[0], out=outs[0])
@@ -148,7 +135,7 @@ class MinimumGrad(OpDef):
 # -- Square / Abs (MSELoss, L1Loss) and Pow -----------------------------------------------
 @op
 class Square(OpDef):
-    infer = _float_like
+    infer = float_like
 
     def kernel(ins, outs, a, rt):
         np.multiply(ins[0], ins[0], out=outs[0])
@@ -165,7 +152,7 @@ class Square(OpDef):
 
 @op
 class Abs(OpDef):
-    infer = _float_like
+    infer = float_like
 
     def kernel(ins, outs, a, rt):
         np.abs(ins[0], out=outs[0])
@@ -180,7 +167,7 @@ class Abs(OpDef):
 class AbsGrad(OpDef):
     """dx = dout * sign(x) (inputs x, dout; 0 where x == 0)."""
 
-    infer = _pair_of_same
+    infer = pair_of_same
 
     def kernel(ins, outs, a, rt):
         x, dout = ins
