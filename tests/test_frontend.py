@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import todkit as M
+from tests.seed_example import seed_source
 from todkit.common.parameter import ParameterTuple
 from todkit.frontend import export_graph
 from todkit.ops import operations as P
@@ -106,30 +107,6 @@ def run_against_reference(optimizer_factory, reference, steps=3, seed=3):
 
 
 # -- the seed example -----------------------------------------------------------------------
-SEED = '''
-import todkit as M
-from todkit.ops import operations as P
-from todkit.common.parameter import ParameterTuple
-n,c,h,w = {n},{c},{h},{w}
-num_of_classes = 10
-class MyNet(M.nn.Cell):
-  def __init__(self, num_of_classes):
-    super(MyNet, self).__init__()
-    self.fc = M.nn.Dense(c*h*w, num_of_classes)
-  def construct(self, x):
-    x = P.Reshape()(x, (-1, c*h*w))
-    x = self.fc(x)
-    return x
-my_net = MyNet(num_of_classes)
-loss_net = M.nn.WithLossCell(my_net, M.nn.SoftmaxCrossEntropyWithLogits())
-optimizer = M.nn.Adam(ParameterTuple(my_net.trainable_params()), learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, use_locking=False, use_nesterov=False, weight_decay=0.0, loss_scale=1.0)
-train_net = M.nn.TrainOneStepCell(loss_net, optimizer)
-import numpy as np
-x=M.Tensor(np.ones((n,c,h,w)), M.float32)
-label = M.Tensor(np.zeros([n, num_of_classes]).astype(np.float32))
-from todkit.train.serialization import export
-export(train_net, x, label, file_name="my_net_tod.mindir", file_format='MINDIR')
-'''
 
 
 def _run_seed(tmp_path, monkeypatch, n, c, h, w):
@@ -161,7 +138,7 @@ def _run_seed(tmp_path, monkeypatch, n, c, h, w):
     monkeypatch.setattr(mindir, "write", write, raising=False)
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(SEED.format(n=n, c=c, h=h, w=w), scope)
+    exec(seed_source(n, c, h, w), scope)
     return scope, written
 
 
