@@ -70,18 +70,22 @@ class MaxPool(OpDef):
         return [g.emit("MaxPoolGrad", [x, node.outputs[0], dy], **node.attrs)]
 
 
+def _pool_grad_infer(ins, a):
+    """(x, y, dy) -> dx shaped like x; y and dy are the pooled shape."""
+    x, y, dy = ins
+    want = pooled_type(x, a)
+    if y != want or dy != want:
+        raise ValueError(f"y {y} and dy {dy} must both be {want}")
+    return [x]
+
+
 @op
 class MaxPoolGrad(OpDef):
     """dx of MaxPool from (x, y, dy): dy goes to the first maximum of each window."""
 
     attrs = dict(POOL_ATTRS)
 
-    def infer(ins, a):
-        x, y, dy = ins
-        want = pooled_type(x, a)
-        if y != want or dy != want:
-            raise ValueError(f"y {y} and dy {dy} must both be {want}")
-        return [x]
+    infer = _pool_grad_infer
 
     def workspace(ins, a):
         """The tiled path's scratch (tap-major planes, their max, the hit masks)."""
@@ -246,21 +250,7 @@ class AvgPoolGrad(OpDef):
 
     attrs = dict(POOL_ATTRS)
 
-    def infer(ins, a):
-        x, y, dy = ins
-        want = pooled_type(x, a)
-        if y != want or dy != want:
-            raise ValueError(f"y {y} and dy {dy} must both be {want}")
-        return [x]
-
-    def workspace(ins, a):
-        """The tiled path's scratch (tap-major planes, their max, the hit masks)."""
-        x = ins[0]
-        if not _tiles(x.shape, a):
-            return []
-        y = pooled_type(x, a).shape
-        return [TensorType((x.size,), x.dtype), TensorType(y, x.dtype),
-                TensorType((x.size,), dtypes.bool_), TensorType(y, dtypes.bool_)]
+    infer = _pool_grad_infer
 
     def kernel(ins, outs, a, rt):
         x, _, dy = ins
