@@ -195,3 +195,13 @@ def test_todkit_export_with_batchnorm_converts(tmp_path):
            M.Tensor(np.zeros(2, np.int32)), file_name=str(tmp_path / "bn"), file_format="MINDIR")
     path = convert(str(tmp_path / "bn.mindir"), str(tmp_path / "bn"), True)
     Model().build_from_file(path)
+
+
+def test_a_mindir_given_to_the_runtime_says_to_convert_it(tmp_path):
+    from todkit import lite
+    from todkit.ir import Graph
+
+    path = tmp_path / "model.mindir"
+    mindir.write(Graph("g"), path)
+    with pytest.raises(GraphFileError, match=f"{path}.*looks like a MINDIR: convert it first"):
+        lite.Model().build_from_file(str(path), lite.ModelType.MINDIR, lite.Context())

@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
+    except BrokenPipeError:
+        # `todkit diff ... | head`: the reader left; stop quietly as Unix tools do.
+        sys.stderr.close()
+        return 0
     except (TodkitError, OSError) as e:
         print(f"todkit {args.cmd}: {e}", file=sys.stderr)
         return 1

@@ -89,8 +89,12 @@ class Reader:
             self.fail(f"{self.size} bytes exceeds the 2 GB limit")
         ident = self.buf[4:8]
         if ident != schema.FILE_IDENTIFIER:
+            # A MINDIR starts with ModelProto field 1 (ir_version, a string: tag byte 0x0a);
+            # users hand those to the runtime by mistake, so say what to do.
+            hint = ("; it looks like a MINDIR: convert it first with converter_lite "
+                    "--fmk=MINDIR" if self.buf[:1] == b"\x0a" else "")
             self.fail(f"file identifier is {ident!r}, expected {schema.FILE_IDENTIFIER!r} "
-                      "(not a MindSpore Lite 2.x model)")
+                      f"(not a MindSpore Lite 2.x model){hint}")
         return self.table(self._deref(0, "root offset"), schema.ROOT_TABLE, schema.ROOT_TABLE)
 
     def table(self, pos: int, tname: str, path: str) -> Table:
