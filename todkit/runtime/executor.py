@@ -92,13 +92,13 @@ def find_duplicates(nodes: list[Node]) -> dict[int, Value]:
     or workspace sharing): id(output) -> the earlier node's output. The converter leaves
     such repeats: one NCHW->NHWC Transpose of an Inception block's Concat per branch (18 in
     GoogleNet). Bound as views of the first: no bytes, no kernel call."""
-    mutated = {id(n.inputs[k]) for n in nodes for k in get_op(n.op).mutates
+    mutated = {id(n.inputs[k]) for n in nodes for k in get_op(n.op).mutated(n.attrs)
                if k < len(n.inputs)}
     seen: dict[tuple, Node] = {}
     dups: dict[int, Value] = {}
     for node in nodes:
         opdef = get_op(node.op)
-        if (opdef.side_effect or opdef.mutates or opdef.workspace_key or opdef.alias
+        if (opdef.side_effect or opdef.mutated(node.attrs) or opdef.workspace_key or opdef.alias
                 or node.op in RANDOM_OPS or not node.outputs
                 or any(id(v) in mutated for v in node.outputs + node.inputs)):
             continue
@@ -121,7 +121,7 @@ def find_aliases(nodes: list[Node], aliases: dict[int, Value] | None = None
     (not itself a view) whose bytes it shares. Only non-constant values of the same dtype and
     byte size, never one that a node updates in place (``mutates``). ``aliases``: views
     already decided (``find_duplicates``), extended in place."""
-    mutated = {id(n.inputs[k]) for n in nodes for k in get_op(n.op).mutates
+    mutated = {id(n.inputs[k]) for n in nodes for k in get_op(n.op).mutated(n.attrs)
                if k < len(n.inputs)}
     aliases = {} if aliases is None else aliases
     for node in nodes:

@@ -42,7 +42,7 @@ def split_updates(nodes: list[Node]) -> tuple[list[Node], list[Node]] | None:
     deferred: set[int] = set()
     # Reverse order: an update may feed only other updates (Assign chains).
     for n in reversed(nodes):
-        if not OPS[n.op].mutates:
+        if not OPS[n.op].mutated(n.attrs):
             continue
         if all(id(r) in deferred for v in n.outputs for r in readers.get(id(v), [])):
             deferred.add(id(n))
@@ -50,7 +50,7 @@ def split_updates(nodes: list[Node]) -> tuple[list[Node], list[Node]] | None:
     for n in nodes:
         if id(n) not in deferred:
             continue
-        for k in OPS[n.op].mutates:
+        for k in OPS[n.op].mutated(n.attrs):
             for r in readers.get(id(n.inputs[k]), []):
                 if id(r) not in deferred and pos[id(r)] > pos[id(n)]:
                     return None  # a compute node reads the state after this update

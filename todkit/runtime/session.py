@@ -73,7 +73,7 @@ def dead_nodes(nodes: list[Node], kept: list[Value]) -> set[int]:
     dead: set[int] = set()
     for n in reversed(nodes):
         opdef = OPS[n.op]
-        if (not opdef.side_effect and not opdef.mutates and n.op not in RANDOM_OPS
+        if (not opdef.side_effect and not opdef.mutated(n.attrs) and n.op not in RANDOM_OPS
                 and n.outputs and not any(id(v) in needed for v in n.outputs)):
             dead.add(id(n))
             continue
