@@ -35,6 +35,7 @@ from todkit.runtime.fuse import plan_groups
 from todkit.runtime.guard import Guard, split_updates
 from todkit.runtime.planner import DEFAULT_ALIGNMENT, align_up
 from todkit.runtime.resize import reinfer
+from todkit.runtime.rewrite import RewriteContext, apply_rewrites
 from todkit.runtime.roles import (
     DEFAULT_LOSS_NAMES,
     GRAD_INPUT_INDEX,
@@ -133,6 +134,7 @@ class Session:
         self.update_start = 0
         self.groups = []
         self.skipped_nodes: set[int] = set()  # ids of train nodes a step does not run
+        self._deferred: list[Value] = []
         if not roles.is_inference_model:
             # Keep the eval outputs too, so predictions can be read after a train step, and
             # the computed inputs of optimizers (advanced beta powers, a computed lr), which
@@ -161,6 +163,7 @@ class Session:
                                   roles.train_outputs + roles.eval_outputs + deferred,
                                   training=True, base=base, alignment=alignment)
             self.update_start = len(split[0]) if split else len(order)
+            self._deferred = deferred
         self.eval = Executor("eval", roles.inference_nodes, pinned, roles.eval_outputs,
                              training=False, base=base, alignment=alignment)
         size = max(base, self.eval.plan.total, self.train.plan.total if self.train else 0)
@@ -183,22 +186,33 @@ class Session:
             self.guard = Guard(self.nonfinite, pairs)
             # Updates interleaved with compute: the guard can only check after the step.
             self.guard.can_skip = self.update_start < len(self.train.nodes)
-            self._refresh_calls()
+        self._refresh_calls()
 
     def _refresh_calls(self) -> None:
         """Put each group's fused call in the train loop, or, while its members' bound
-        kernels are not their optimizers' own (accumulate mode), leave them as bound."""
+        kernels are not their optimizers' own (accumulate mode), leave them as bound; then
+        the build-time call rewrites (runtime/rewrite.py) on both executors."""
+        outside = {id(v) for v in self.roles.train_outputs + self.roles.eval_outputs
+                   + list(self.graph.outputs) + self._deferred}
+        self.eval.set_fused(apply_rewrites(self.eval, RewriteContext(
+            outside, len(self.eval.nodes))))
         ex = self.train
         if ex is None:
             return
+        fused = self._group_calls(ex)
+        fused.update(apply_rewrites(ex, RewriteContext(outside, self.update_start,
+                                                       set(fused))))
+        ex.set_fused(fused)
+
+    def _group_calls(self, ex) -> dict[int, tuple | None]:
+        """step -> fused optimizer group call (None for the group's other members)."""
+        fused: dict[int, tuple | None] = {}
         if not self.groups:
-            ex.refresh()
-            return
+            return fused
         pos = {id(n): i for i, n in enumerate(ex.nodes)}
         read = {id(v) for n in ex.nodes for v in n.inputs}
         read |= {id(v) for v in self.roles.train_outputs + self.roles.eval_outputs
                  + list(self.graph.outputs)}
-        fused: dict[int, tuple | None] = {}
         for grp in self.groups:
             steps = [pos[id(n)] for n in grp.members]
             if any(ex.bound[i][0] is not OPS[grp.op].kernel for i in steps):
@@ -211,7 +225,7 @@ class Session:
             fused[steps[0]] = grp.entry(first[1], first[3], needed)
             for i in steps[1:]:
                 fused[i] = None
-        ex.set_fused(fused)
+        return fused
 
     # -- structure ----------------------------------------------------------------------
     @property
