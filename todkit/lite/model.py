@@ -8,11 +8,11 @@ once at build (inputs share one view in both modes; outputs have one view per mo
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 
 import numpy as np
 
+from todkit.core.digest import digest16
 from todkit.core.errors import GraphFileError, NotSupportedError, ParamError, TodkitError
 from todkit.ir.graph import Graph
 from todkit.lite import loop
@@ -32,7 +32,7 @@ class FileStamp:
 
     def __init__(self, path: str, st: os.stat_result, raw: bytes):
         self.path, self.size, self.mtime_ns = path, st.st_size, st.st_mtime_ns
-        self.digest = hashlib.blake2b(raw, digest_size=16).digest()
+        self.digest = digest16(raw)
 
     def reread(self) -> bytes | None:
         """The file's bytes if it is unchanged since load, else None."""
@@ -44,7 +44,7 @@ class FileStamp:
                 raw = f.read()
         except OSError:
             return None
-        ok = hashlib.blake2b(raw, digest_size=16).digest() == self.digest
+        ok = digest16(raw) == self.digest
         return raw if ok else None
 
 

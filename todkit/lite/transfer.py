@@ -16,11 +16,11 @@ cached rows.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import numpy as np
 
+from todkit.core.digest import digest16
 from todkit.core.errors import ParamError
 from todkit.ir.graph import Graph
 from todkit.lite import loop
@@ -111,7 +111,7 @@ class TransferModel:
         if not self.feature_cache:
             self.backbone_runs += 1
             return self.backbone.predict([x])[0].get_data_to_numpy()
-        keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in x]
+        keys = [digest16(row.tobytes()) for row in x]
         if all(k in self._cache for k in keys):
             return np.stack([self._cache[k] for k in keys])
         self.backbone_runs += 1
