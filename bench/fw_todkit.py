@@ -160,7 +160,7 @@ def setup(w, threads, cache, fw):
                           train_cfg=lite.TrainCfg())
     data, label = model.get_inputs()
     if x.ndim == 4 and list(data.shape) == [x.shape[0], *x.shape[2:], x.shape[1]]:
-        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # the converter's NHWC input
+        x = x.transpose(0, 2, 3, 1)  # the converter's NHWC input (a view: copied once, below)
     data.set_data_from_numpy(x)
     label.set_data_from_numpy(y)
     model.set_train_mode(True)
