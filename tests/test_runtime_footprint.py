@@ -1,6 +1,7 @@
 """What loading and training a model costs in resident memory beyond its own arrays.
 
-On a small device every shared library counts: ``numpy.random`` (2.2 MB) is only for
+On a small device every shared library counts, and so does holding a model file while its
+weights are copied out of it: ``numpy.random`` (2.2 MB) is only for
 models with random ops, and OpenSSL's libcrypto (3.6 MB, pulled in by ``hashlib``) for
 nothing the runtime does. A fresh interpreter shows what a user's process imports.
 """
@@ -11,8 +12,17 @@ import hashlib
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 from tests.test_runtime_graphs import train_graph
+from todkit.core import dtypes
 from todkit.core.digest import digest16
+from todkit.core.errors import GraphFileError
+from todkit.formats import ms
+from todkit.ir.graph import Graph, TensorType
+from todkit.lite.model import read_ms_file
+from todkit.opset import emit
 from todkit.opset.runctx import RunContext
 from todkit.runtime.export import write_ms
 
@@ -55,3 +65,54 @@ def test_rng_is_made_on_first_use_from_the_seed():
 def test_digest16_is_blake2b_128():
     for data in (b"", b"abc", bytes(range(256)) * 9):
         assert digest16(data) == hashlib.blake2b(data, digest_size=16).digest()
+
+
+def big_dense_graph(rows: int, cols: int) -> Graph:
+    """An inference graph whose weights are ``rows * cols`` float32 values."""
+    g = Graph("big_dense")
+    x = g.add_input("inputs0", TensorType((1, cols), dtypes.float32))
+    w = g.add_const("fc.weight", np.arange(rows * cols, dtype=np.float32).reshape(rows, cols)
+                    / (rows * cols), param=True)
+    g.outputs = [emit(g, "MatMul", [x, w], {"transpose_b": True}, name="fc/MatMul-op0").outputs[0]]
+    return g
+
+
+LOAD_AND_MEASURE = """
+import resource, sys
+from todkit.lite.model import read_ms_file
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+model = read_ms_file(sys.argv[1], [])
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((after - before) * 1024)
+"""
+
+
+def test_loading_peaks_at_the_weights_not_the_file_plus_the_weights(tmp_path):
+    # 32 MB of weights: reading the file into memory and copying them out peaks at 64 MB.
+    path = tmp_path / "big.ms"
+    weights = 4096 * 2048 * 4
+    write_ms(big_dense_graph(4096, 2048), path)
+    grew = int(subprocess.run([sys.executable, "-c", LOAD_AND_MEASURE, str(path)],
+                              capture_output=True, text=True, check=True).stdout)
+    assert grew < 1.35 * weights, f"loading grew the peak by {grew / weights:.2f}x the weights"
+
+
+def test_a_mapped_file_reads_as_its_bytes(tmp_path):
+    path = tmp_path / "tiny.ms"
+    write_ms(train_graph("momentum"), path)
+    mapped = ms.read(ms.map_file(path), where=str(path))
+    plain = ms.read(path.read_bytes())
+    consts = {v.name: v.data for v in plain.graph.values() if v.is_const}
+    got = {v.name: v.data for v in mapped.graph.values() if v.is_const}
+    assert got.keys() == consts.keys()
+    for name, data in consts.items():
+        assert got[name].dtype == data.dtype and got[name].flags.writeable
+        np.testing.assert_array_equal(got[name], data)
+    assert [n.op for n in mapped.graph.nodes] == [n.op for n in plain.graph.nodes]
+
+
+def test_an_empty_file_is_refused_with_its_name(tmp_path):
+    path = tmp_path / "empty.ms"
+    path.write_bytes(b"")
+    with pytest.raises(GraphFileError, match="empty.ms"):
+        read_ms_file(path)

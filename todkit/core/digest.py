@@ -16,3 +16,14 @@ except ImportError:  # pragma: no cover - CPython always has it
 def digest16(data) -> bytes:
     """BLAKE2b-128 of ``data`` (bytes-like): the same bytes ``hashlib.blake2b`` gives."""
     return _blake2b(data, digest_size=16).digest()
+
+
+def digest16_file(f) -> bytes:
+    """``digest16`` of what is left of the binary file ``f``, read in 1 MB pieces (a model
+    file is not held in memory to be fingerprinted)."""
+    h = _blake2b(digest_size=16)
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    while n := f.readinto(buf):
+        h.update(view[:n])
+    return h.digest()

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from todkit.core.digest import digest16
+from todkit.core.digest import digest16, digest16_file
 from todkit.core.errors import GraphFileError, NotSupportedError, ParamError, TodkitError
 from todkit.ir.graph import Graph
 from todkit.lite import loop
@@ -30,9 +30,9 @@ class FileStamp:
     re-reads the file and patches the current weights into it only if it still matches
     (the model does not keep the file's bytes: 17 MB on W3, 90 MB on W6)."""
 
-    def __init__(self, path: str, st: os.stat_result, raw: bytes):
+    def __init__(self, path: str, st: os.stat_result, digest: bytes):
         self.path, self.size, self.mtime_ns = path, st.st_size, st.st_mtime_ns
-        self.digest = digest16(raw)
+        self.digest = digest
 
     def reread(self) -> bytes | None:
         """The file's bytes if it is unchanged since load, else None."""
@@ -61,9 +61,11 @@ def read_ms_file(path, stamp: list | None = None):
                                 f"not available ({e})") from e
     try:
         with open(path, "rb") as f:
-            raw = f.read()
             if stamp is not None:
-                stamp.append(FileStamp(path, os.fstat(f.fileno()), raw))
+                stamp.append(FileStamp(path, os.fstat(f.fileno()), digest16_file(f)))
+            # Mapped, not read: the weights are read one by one into their arrays, so a
+            # load peaks at the weights, not at the file plus the weights.
+            raw = ms.map_file(f)
         # Weight-quantized files (Lite's kWeightQuant export) are dequantized at load.
         plain = dequantize_weights(raw, path)
         return ms.read(plain if plain is not None else raw, where=path)

@@ -4,7 +4,8 @@ Device-side code: imports only NumPy, flatbuffers, the standard library and todk
 and opset packages.
 """
 
-from todkit.formats.ms.read import MsModel, read
+from todkit.formats.ms.read import MsModel, map_file, read
 from todkit.formats.ms.write import atomic_write, dumps, ms_path, patch_tensor_data, write
 
-__all__ = ["MsModel", "atomic_write", "dumps", "ms_path", "patch_tensor_data", "read", "write"]
+__all__ = ["MsModel", "atomic_write", "dumps", "map_file", "ms_path", "patch_tensor_data", "read",
+           "write"]

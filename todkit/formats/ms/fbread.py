@@ -19,6 +19,7 @@ records where each vector's payload lies, for in-place patching of tensor data.
 
 from __future__ import annotations
 
+import mmap
 import struct
 
 import numpy as np
@@ -29,6 +30,7 @@ from todkit.formats.ms import schema
 MAX_BUFFER = 2**31 - 1  # MindSpore Lite refuses model buffers of 2 GB or more
 MAX_TABLES = 1_000_000  # flatbuffers::Verifier's default max_tables
 MAX_DEPTH = 64  # flatbuffers::Verifier's default max_depth
+SMALL_VECTOR = 4096  # bytes: vectors copied out of a mapped file at decode (Reader._offset_field)
 _NP_CODES = {"B": "u1", "b": "i1", "h": "<i2", "H": "<u2", "i": "<i4", "I": "<u4",
              "q": "<i8", "Q": "<u8", "f": "<f4", "d": "<f8"}
 
@@ -45,7 +47,10 @@ class Table(dict):
 
 class Reader:
     def __init__(self, buf, where: str):
-        self.buf = bytes(buf) if not isinstance(buf, bytes) else buf
+        # A mapped file is read in place: vectors stay views of it, so a weight's pages are
+        # only touched when the weight is copied out (formats/ms/read.py, ``map_file``).
+        self.buf = buf if isinstance(buf, (bytes, mmap.mmap)) else bytes(buf)
+        self.mapped = isinstance(buf, mmap.mmap)
         self.where = where
         self.size = len(self.buf)
         self.tables: dict[tuple[int, str], Table] = {}  # (position, table type) -> decoded
@@ -185,7 +190,12 @@ class Reader:
                 self._check(start, n * esize, esize, path)
                 out.spans[name] = (start, n * esize)
                 arr = np.frombuffer(self.buf, _NP_CODES[code], n, start)
-                return arr.astype(bool) if elem == "bool" else arr
+                if elem == "bool":
+                    return arr.astype(bool)
+                # From a mapped file, small vectors (dims, indices) are copied now, so that
+                # reading them later does not map file pages again; large ones (tensor data)
+                # stay views, read once by their owner.
+                return arr.copy() if self.mapped and arr.nbytes <= SMALL_VECTOR else arr
             if elem == "string":
                 self._check(start, 4 * n, 4, path)
                 return [self.string(self._deref(start + 4 * i, f"{path}[{i}]"), f"{path}[{i}]")
