@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from todkit.runtime.rewrite_norm_act import rewrite_norm_act
+
 
 @dataclass
 class RewriteContext:
@@ -35,6 +37,7 @@ class RewriteContext:
 Rewriter = Callable[[object, RewriteContext], dict]
 
 REWRITERS: list[Rewriter] = []
+REWRITERS.append(rewrite_norm_act)  # BatchNorm -> ReLU6 / ReLU, clipped in cache (W4)
 
 
 def apply_rewrites(ex, ctx: RewriteContext) -> dict:

@@ -1,0 +1,189 @@
+"""W4's BatchNorm work (issue 6): BatchNorm -> ReLU6 / ReLU as one call
+(todkit/runtime/rewrite_norm_act.py) and BatchNorm's one-read training statistics
+(``_Blocks.moments`` in todkit/opset/norm.py).
+
+The fused calls must give what the per-node kernels give, bit for bit, in train and eval
+steps; a BatchNorm whose output another node also reads must not be fused (its output
+would then never be written). Small blocks make every pass cut the tensors into many
+blocks, with a ragged last one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.test_runtime_graphs import GRAD, LOSS, OPT, f32
+from todkit.core import dtypes
+from todkit.ir.graph import Graph, TensorType
+from todkit.opset import emit, norm
+from todkit.runtime.rewrite_norm_act import rewrite_norm_act
+from todkit.runtime.session import Session
+
+NET = "Default/network-WithLossCell/_backbone-Net"
+N, H, W, C, CLASSES = 4, 5, 7, 6, 3
+
+
+@pytest.fixture(autouse=True)
+def small_blocks(monkeypatch):
+    """Blocks of 256 bytes: the 4x5x7x6 tensors are cut into ~13 blocks, the last ragged."""
+    monkeypatch.setattr(norm, "_BLOCK_BYTES", 256)
+    monkeypatch.setattr(norm, "_ROW", 32)
+    norm._blocks.cache_clear()
+    yield
+    norm._blocks.cache_clear()
+
+
+def _bn(g, x, k, rng):
+    vec = [f32(rng.uniform(0.5, 1.5, C)), f32(rng.normal(0, 0.5, C)),
+           f32(rng.normal(0, 0.1, C)), f32(rng.uniform(0.5, 1.5, C))]
+    gamma, beta, mean, var = (g.add_const(f"bn{k}.{n}", v, param=True) for n, v in zip(
+        ("gamma", "beta", "moving_mean", "moving_variance"), vec))
+    node = emit(g, "BatchNorm", [x, gamma, beta, mean, var],
+                {"is_training": True, "momentum": 0.1, "data_format": "NHWC"},
+                name=f"{NET}/bn{k}-BatchNorm2d/BatchNorm-op0")
+    return node.outputs[0]
+
+
+def net_graph(seed: int = 0) -> Graph:
+    """BN -> ReLU6 (fused), BN -> ReLU (fused), BN -> ReLU6 whose BN output an Add also
+    reads (not fused), global mean, Dense head trained by SGD."""
+    rng = np.random.default_rng(seed)
+    g = Graph("bn_act_train")
+    x = g.add_input("inputs0", TensorType((N, H, W, C), dtypes.float32))
+    y1 = _bn(g, x, 1, rng)
+    r1 = emit(g, "ReLU6", [y1], name=f"{NET}/act1-ReLU6/ReLU6-op0").outputs[0]
+    y2 = _bn(g, r1, 2, rng)
+    r2 = emit(g, "ReLU", [y2], name=f"{NET}/act2-ReLU/ReLU-op0").outputs[0]
+    y3 = _bn(g, r2, 3, rng)
+    r3 = emit(g, "ReLU6", [y3], name=f"{NET}/act3-ReLU6/ReLU6-op0").outputs[0]
+    s = emit(g, "Add", [r3, y3], name=f"{NET}/Add-op0").outputs[0]
+    pooled = emit(g, "ReduceMean", [s], {"axis": (1, 2)}, name=f"{NET}/ReduceMean-op0").outputs[0]
+    w = g.add_const("fc.weight", f32(rng.normal(0, 0.5, (CLASSES, C))), param=True)
+    logits = emit(g, "MatMul", [pooled, w], {"transpose_b": True},
+                  name=f"{NET}/fc-Dense/MatMul-op0").outputs[0]
+    label = g.add_input("inputs1", TensorType((N,), dtypes.int32))
+    loss = emit(g, "SparseSoftmaxCrossEntropyWithLogits", [logits, label],
+                name=f"{LOSS}/SparseSoftmaxCrossEntropyWithLogits-op0").outputs[0]
+    dlogits = emit(g, "SparseSoftmaxCrossEntropyWithLogits", [logits, label], {"is_grad": True},
+                   name=f"{GRAD}/_loss_fn-SoftmaxCrossEntropyWithLogits/Grad_SparseSoftmax"
+                        "CrossEntropyWithLogits/SparseSoftmaxCrossEntropyWithLogits-op0"
+                   ).outputs[0]
+    dw = emit(g, "MatMul", [dlogits, pooled], {"transpose_a": True},
+              name=f"{GRAD}/_backbone-Net/fc-Dense/Grad_MatMul/MatMul-op0").outputs[0]
+    scope = OPT.format("SGD")
+    lr = g.add_const("learning_rate", f32(0.1), param=True)
+    mom = g.add_const("momentum", f32(0.0), param=True)
+    acc = g.add_const("accum.fc.weight", np.zeros_like(w.data), param=True)
+    stat = g.add_const("stat.fc.weight", np.ones_like(w.data), param=True)
+    emit(g, "SGD", [w, dw, lr, acc, mom, stat], name=f"{scope}/SGD-op0")
+    g.outputs = [loss]
+    return g
+
+
+def _fused_steps(ex) -> list[str]:
+    return [ex.nodes[i].op + "+" + ex.nodes[i + 1].op for i, e in ex._fused.items()
+            if e is not None and e[0].__name__ == "batch_norm_act"]
+
+
+def _feed(s, step: int):
+    rng = np.random.default_rng(100 + step)
+    x = f32(rng.normal(3, 2, (N, H, W, C)))  # mean far from 0: the clips cut both ends
+    for v, a in zip(s.inputs, (x, rng.integers(0, CLASSES, N).astype(np.int32))):
+        s.current.array(v)[...] = a
+
+
+def _state(s) -> dict[str, np.ndarray]:
+    return {v.name: v.data.copy() for v in s.graph.values() if v.is_const}
+
+
+def test_fuses_only_where_nothing_else_reads_the_batchnorm_output():
+    s = Session(net_graph())
+    assert _fused_steps(s.train) == ["BatchNorm+ReLU6", "BatchNorm+ReLU"]
+    assert _fused_steps(s.eval) == ["BatchNorm+ReLU6", "BatchNorm+ReLU"]
+    assert len(s.train.calls) == len(s.train.bound) - 2
+
+
+def test_train_and_eval_steps_equal_the_per_node_kernels():
+    fused, plain = Session(net_graph()), Session(net_graph())
+    plain.train.set_fused({})  # the per-node kernels, as bound
+    plain.eval.set_fused({})
+    for step in range(3):
+        for s in (fused, plain):
+            s.train_mode = True
+            _feed(s, step)
+            s.run_step()
+        a, b = _state(fused), _state(plain)
+        for name in b:  # weights and the moving statistics
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    outs = []
+    for s in (fused, plain):
+        s.train_mode = False
+        _feed(s, 9)
+        s.current.invoke(s.rt)
+        outs.append([s.eval.array(v).copy() for v in s.roles.eval_outputs])
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_traced_loop_runs_the_per_node_kernels_with_the_same_results():
+    s = Session(net_graph())
+    seen = []
+    _feed(s, 0)
+    s.train.invoke_traced(s.rt, None, lambda node, ins, outs: seen.append(node.op))
+    traced = _state(s)
+    assert seen.count("ReLU6") == 2 and seen.count("ReLU") == 1
+    t = Session(net_graph())
+    _feed(t, 0)
+    t.train.invoke(t.rt)
+    for name, v in _state(t).items():
+        np.testing.assert_array_equal(v, traced[name], err_msg=name)
+
+
+def _shifted(arena: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """A view of ``arena`` shaped as ``a`` and overlapping it, one element off."""
+    off = a.__array_interface__["data"][0] - arena.__array_interface__["data"][0]
+    off += a.itemsize if off + a.nbytes + a.itemsize <= arena.nbytes else -a.itemsize
+    return arena[off:off + a.nbytes].view(a.dtype).reshape(a.shape)
+
+
+def test_not_fused_when_the_activation_output_partly_overlaps_x():
+    """Normalising block by block into an output one element off x would read values
+    already overwritten; exactly x (in place) is fine."""
+    from todkit.runtime.rewrite import RewriteContext
+
+    s = Session(net_graph())
+    ex = s.train
+    step = next(i for i, n in enumerate(ex.nodes) if n.op == "BatchNorm")
+    kernel, ins, _, attrs = ex.bound[step + 1]
+    x = ex.bound[step][1][0]
+    ex.bound[step + 1] = (kernel, ins, [x], attrs)
+    assert step in rewrite_norm_act(ex, RewriteContext(set(), len(ex.nodes)))
+    ex.bound[step + 1] = (kernel, ins, [_shifted(s.arena, x)], attrs)
+    assert step not in rewrite_norm_act(ex, RewriteContext(set(), len(ex.nodes)))
+
+
+@pytest.mark.parametrize("fmt,shape", [("NHWC", (3, 5, 7, 6)), ("NCHW", (3, 6, 5, 7)),
+                                       ("NHWC", (50, 6))])
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+def test_one_read_statistics_match_float64_two_pass(fmt, shape, offset):
+    """The blocks' moments combined (Chan) against np.mean / np.var in float64: float64
+    input to 1e-12 relative even with |mean| = 1e4 std (a plain sum of squares would lose
+    8 digits there), float32 input to float32 rounding."""
+    rng = np.random.default_rng(1)
+    axes = (0, 1, 2) if fmt == "NHWC" and len(shape) == 4 else (0, 2, 3) if len(shape) == 4 \
+        else (0,)
+    c = shape[-1] if fmt == "NHWC" else shape[1]
+    x64 = rng.normal(offset, 1.0, shape) * rng.uniform(0.5, 2, c).reshape(
+        [c if i not in axes else 1 for i in range(len(shape))])
+    for dtype, rtol in ((np.float64, 1e-12), (np.float32, 2e-5)):
+        x = x64.astype(dtype)
+        ref = x.astype(np.float64)
+        b = norm._blocks(x.shape, fmt, x.itemsize)
+        xs = b.views(x)
+        flat = np.empty(b.scratch_size + 2 * len(b.counts) * b.c, dtype)
+        mean, var = np.empty(c, dtype), np.empty(c, dtype)
+        b.moments(xs, b.scratch(flat, xs), flat[b.scratch_size:], mean, var)
+        assert len(xs) > 3
+        np.testing.assert_allclose(mean, ref.mean(axis=axes), rtol=rtol)
+        np.testing.assert_allclose(var, ref.var(axis=axes), rtol=rtol * (1 if dtype == np.float64
+                                                                          else 10))
