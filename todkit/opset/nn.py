@@ -62,6 +62,7 @@ class BiasAdd(OpDef):
     """Adds a 1-D bias along the channel axis (axis 1 for NCHW, the last for NHWC)."""
 
     attrs = {"data_format": "NCHW"}
+    inplace = {0: 0}
 
     def infer(ins, a):
         x, b = ins

@@ -27,6 +27,12 @@ Conventions every op follows:
   shape: Reshape, Flatten, ExpandDims, Squeeze). The device runtime binds the output as a
   reshaped view of the input, extends the input's lifetime over the view's readers and does
   not call the kernel; the interpreter ignores it and calls the kernel (a copy).
+- ``inplace = {k: j}`` (optional): the kernel is correct when output ``k`` is the very
+  buffer of input ``j`` (element-wise work that reads each input element before it writes
+  the output element in its place, and reads nothing of input ``j`` afterwards). Where input
+  ``j`` is read by no later node, the device runtime gives output ``k`` its bytes (and still
+  calls the kernel): a chain conv -> BatchNorm -> ReLU6 of a frozen backbone runs in one
+  buffer. The interpreter ignores it.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ class OpDef:
     side_effect: bool = False
     # Output index -> input index it may alias (a view: no copy, no arena bytes of its own).
     alias: dict[int, int] = {}
+    # Output index -> input index whose buffer it may take when that input dies here.
+    inplace: dict[int, int] = {}
     infer: Callable = None  # type: ignore[assignment]
     kernel: Callable = None  # type: ignore[assignment]
     grad: Callable | None = None

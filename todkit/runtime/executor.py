@@ -137,6 +137,48 @@ def find_aliases(nodes: list[Node], aliases: dict[int, Value] | None = None
     return aliases
 
 
+def find_inplace(nodes: list[Node], aliases: dict[int, Value], pinned,
+                 keep_alive: list[Value]) -> set[int]:
+    """Outputs that take the buffer of an input read by no later node (the ops' ``inplace``):
+    each is added to ``aliases`` (id(output) -> the root value whose bytes it reuses; views
+    of the output are re-rooted there too) and its id returned: its kernel still runs. Only
+    same-type non-constant values whose root is not pinned (graph inputs, fused gradient
+    buffers), not read after the step, and not updated in place by any node."""
+    mutated = {id(n.inputs[k]) for n in nodes for k in get_op(n.op).mutated(n.attrs)
+               if k < len(n.inputs)}
+
+    def root(v: Value) -> Value:
+        return aliases.get(id(v), v)
+
+    # Last step reading each root's bytes (through any view of it).
+    last: dict[int, int] = {}
+    for step, node in enumerate(nodes):
+        for v in node.inputs:
+            last[id(root(v))] = step
+    kept = {id(root(v)) for v in keep_alive}
+    produced = {id(v) for n in nodes for v in n.outputs}  # not graph inputs: fed once, read
+    found: set[int] = set()                                # by every step
+    for step, node in enumerate(nodes):
+        for k, j in get_op(node.op).inplace.items():
+            if k >= len(node.outputs) or j >= len(node.inputs):
+                continue
+            out, src = node.outputs[k], node.inputs[j]
+            r = root(src)
+            if (id(r) not in produced or out.type != src.type or id(out) in aliases
+                    or id(r) in pinned or id(out) in pinned or id(r) in kept
+                    or {id(src), id(out), id(r)} & mutated or last.get(id(r)) != step):
+                continue
+            found.add(id(out))
+            aliases[id(out)] = r
+            for i, w in list(aliases.items()):  # views of the output now view the root
+                if w is out:
+                    aliases[i] = r
+            last[id(r)] = max(step, last.pop(id(out), step))
+            if id(out) in kept:
+                kept.add(id(r))
+    return found
+
+
 class Executor:
     def __init__(self, name: str, nodes: list[Node], pinned: dict[int, np.ndarray],
                  keep_alive: list[Value], training: bool, base: int,
@@ -146,6 +188,8 @@ class Executor:
         self.training = training
         self._pinned = pinned
         self.aliases = find_aliases(self.nodes, find_duplicates(self.nodes))
+        # In-place outputs are planned as views of the input they overwrite, but computed.
+        self.inplace = find_inplace(self.nodes, self.aliases, pinned, keep_alive)
         lives = lifetimes(self.nodes, set(pinned), keep_alive, self.aliases)
         self._planned = [v for v, _, _ in lives]
         buffers = [Buffer(v.name, v.type.nbytes, a, b) for v, a, b in lives]
@@ -207,7 +251,8 @@ class Executor:
             outs = [views[id(v)] for v in node.outputs]
             opdef = get_op(node.op)
             kernel = opdef.kernel
-            if node.outputs and all(id(v) in self.aliases for v in node.outputs):
+            if node.outputs and all(id(v) in self.aliases and id(v) not in self.inplace
+                                    for v in node.outputs):
                 kernel = _no_kernel
             ws = scratch.get(step, {})
             attrs = node.attrs
