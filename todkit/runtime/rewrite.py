@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from todkit.runtime.rewrite_norm_act import rewrite_norm_act
+from todkit.runtime.rewrite_transposed_input import rewrite_transposed_input
 
 
 @dataclass
@@ -37,6 +38,7 @@ class RewriteContext:
 Rewriter = Callable[[object, RewriteContext], dict]
 
 REWRITERS: list[Rewriter] = []
+REWRITERS.append(rewrite_transposed_input)  # Dense after a transposed input (W3)
 REWRITERS.append(rewrite_norm_act)  # BatchNorm -> ReLU6 / ReLU, clipped in cache (W4)
 
 
