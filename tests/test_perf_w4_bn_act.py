@@ -187,3 +187,28 @@ def test_one_read_statistics_match_float64_two_pass(fmt, shape, offset):
         np.testing.assert_allclose(mean, ref.mean(axis=axes), rtol=rtol)
         np.testing.assert_allclose(var, ref.var(axis=axes), rtol=rtol * (1 if dtype == np.float64
                                                                           else 10))
+
+
+@pytest.mark.parametrize("offset,fast", [(0.5, True), (3e3, False)])
+def test_normalisation_form_keeps_float32_accuracy(offset, fast, monkeypatch):
+    """x * scale + shift (one pass fewer) only while |beta - mean * scale| is small; a
+    channel whose mean is 3000 std from 0 takes the centred form: the folded one would be
+    off by ~1e-4 there (its error grows with |mean| / std)."""
+    rng = np.random.default_rng(2)
+    x = f32(rng.normal(offset, 1.0, (N, H, W, C)))
+    gamma, beta = f32(rng.uniform(0.5, 1.5, C)), f32(rng.normal(0, 0.5, C))
+    a = {"is_training": True, "epsilon": 1e-5, "momentum": 0.1, "data_format": "NHWC"}
+    used = []
+    for form in ("affine", "normalize"):
+        real = getattr(norm._Blocks, form)
+        monkeypatch.setattr(norm._Blocks, form, lambda self, *args, _f=real, _n=form: (
+            used.append(_n), _f(self, *args))[1])
+    outs = [np.empty_like(x)] + [np.empty(C, np.float32) for _ in range(4)]
+    norm.batch_norm([x, gamma, beta, np.zeros(C, np.float32), np.ones(C, np.float32)], outs,
+                    a, None)
+    assert used == ["affine" if fast else "normalize"]
+    # Exact arithmetic on the kernel's own float32 statistics (their accuracy is tested
+    # above; the float32 mean of values near 3000 is itself 1e-4 off).
+    mean, var = outs[3].astype(np.float64), outs[4].astype(np.float64)
+    want = (x.astype(np.float64) - mean) / np.sqrt(var + 1e-5) * gamma + beta
+    np.testing.assert_allclose(outs[0], want, rtol=0, atol=2e-6)

@@ -273,24 +273,40 @@ def _trimmed(geo, a):
 DEPTHWISE_BLOCK_BYTES = 1 << 18  # output bytes per block: the block and its taps stay in L2
 
 
+def _depthwise_spans(n, oh, rows):
+    """Blocks (n0, n1, r0, r1) of about ``rows`` output rows: row runs of one sample, or,
+    when a sample's whole output fits, runs of whole samples (W4's 14x14 and 7x7 layers
+    made 2-4x more calls per element in one-sample blocks: 40% of their time)."""
+    if rows >= oh:
+        per = max(1, rows // oh)
+        return [(n0, min(n, n0 + per), 0, oh) for n0 in range(0, n, per)]
+    return [(i, i + 1, r0, min(oh, r0 + rows)) for i in range(n) for r0 in range(0, oh, rows)]
+
+
 def _depthwise_nhwc(geo, x, w, out):
-    """Depthwise NHWC convolution (channel multiplier 1) in blocks of output rows of one
-    sample: the block's padded input rows are copied into a small buffer and every kernel
-    tap is multiplied and added while they are in cache (whole-batch taps streamed the
-    output through memory 2*kh*kw times; MobileNetV2's [16,112,112,96] layer 143 -> 70 ms).
+    """Depthwise NHWC convolution (channel multiplier 1) in blocks of output rows: the
+    block's padded input rows are copied into a small buffer and every kernel tap is
+    multiplied and added while they are in cache (whole-batch taps streamed the output
+    through memory 2*kh*kw times; MobileNetV2's [16,112,112,96] layer 143 -> 70 ms).
     The buffer is split by column phase (column q goes to phase q % stride), so every tap
     reads whole contiguous OW*C runs: each multiply-add is one inner loop of OW*C elements
     against the tap's weights tiled OW times (a per-pixel inner loop of C elements was 2-3x
-    slower for C = 32..192). Same products, summed in the same tap order as before."""
+    slower for C = 32..192). A block is rows of one sample or several whole samples. The
+    buffer's padding columns are zeroed once and its padding rows only where a block
+    reaches the border (zeroing the whole buffer per block was one more pass). Same
+    products, summed in the same tap order as before."""
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = geo.khw, geo.stride, geo.dilation, geo.ohw
     t, _, l, _ = geo.pads
     h, wd = geo.hw
     c = x.shape[3]
-    rows = max(1, DEPTHWISE_BLOCK_BYTES // max(1, ow * c * x.itemsize))
+    spans = _depthwise_spans(x.shape[0], oh, max(1, DEPTHWISE_BLOCK_BYTES
+                                                 // max(1, ow * c * x.itemsize)))
+    nb = max(n1 - n0 for n0, n1, _, _ in spans)
+    rmax = max(r1 - r0 for _, _, r0, r1 in spans)
     span_w = (ow - 1) * sw + (kw - 1) * dw + 1  # padded input columns the windows read
     pw = -(-span_w // sw)  # columns per phase
-    buf = np.empty((sw, (min(rows, oh) - 1) * sh + (kh - 1) * dh + 1, pw, c), x.dtype)
-    tmp = np.empty((min(rows, oh), ow * c), x.dtype)
+    buf = np.zeros((sw, nb, (rmax - 1) * sh + (kh - 1) * dh + 1, pw, c), x.dtype)
+    tmp = np.empty((nb, rmax, ow * c), x.dtype)
     taps = [(i, (j * dw) % sw, (j * dw) // sw, np.tile(w[:, i, j, 0], ow))
             for i in range(kh) for j in range(kw)]
     # Per phase: the phase columns [m0, m1) that hold real input, from input column x0.
@@ -299,30 +315,27 @@ def _depthwise_nhwc(geo, x, w, out):
         m0 = max(0, -(-(l - p) // sw))
         m1 = min(pw, -(-(l + wd - p) // sw), -(-(span_w - p) // sw))
         phases.append((p, m0, m1, p + sw * m0 - l))
-    for n in range(x.shape[0]):
-        for r0 in range(0, oh, rows):
-            r1 = min(oh, r0 + rows)
-            r = r1 - r0
-            top = r0 * sh - t  # first input row the block reads (may be padding)
-            need = (r - 1) * sh + (kh - 1) * dh + 1
-            b = buf[:, :need]
-            lo, hi = max(top, 0), min(top + need, h)
-            if lo > top or hi < top + need or any(m0 > 0 or m1 < pw
-                                                  for _, m0, m1, _ in phases):
-                b[...] = 0
-            if hi > lo:
-                for p, m0, m1, x0 in phases:
-                    if m1 > m0:
-                        b[p, lo - top:hi - top, m0:m1] = x[n, lo:hi, x0:x0 + (m1 - m0 - 1) * sw
-                                                           + 1:sw]
-            o, tm = out[n, r0:r1].reshape(r, ow * c), tmp[:r]
-            for k, (i, p, m, wt) in enumerate(taps):
-                src = b[p, i * dh:i * dh + (r - 1) * sh + 1:sh, m:m + ow].reshape(r, ow * c)
-                if k == 0:
-                    np.multiply(src, wt, out=o)
-                else:
-                    np.multiply(src, wt, out=tm)
-                    o += tm
+    for n0, n1, r0, r1 in spans:
+        k, r = n1 - n0, r1 - r0
+        top = r0 * sh - t  # first input row the block reads (may be padding)
+        need = (r - 1) * sh + (kh - 1) * dh + 1
+        b = buf[:, :k, :need]
+        lo, hi = max(top, 0), min(top + need, h)
+        b[:, :, :max(0, min(lo, top + need) - top)] = 0  # padding rows above
+        b[:, :, max(0, hi - top):] = 0  # and below
+        if hi > lo:
+            for p, m0, m1, x0 in phases:
+                if m1 > m0:
+                    b[p, :, lo - top:hi - top, m0:m1] = x[n0:n1, lo:hi,
+                                                         x0:x0 + (m1 - m0 - 1) * sw + 1:sw]
+        o, tm = out[n0:n1, r0:r1].reshape(k, r, ow * c), tmp[:k, :r]
+        for j, (i, p, m, wt) in enumerate(taps):
+            src = b[p, :, i * dh:i * dh + (r - 1) * sh + 1:sh, m:m + ow].reshape(k, r, ow * c)
+            if j == 0:
+                np.multiply(src, wt, out=o)
+            else:
+                np.multiply(src, wt, out=tm)
+                o += tm
 
 
 def _conv_forward(x, w, out, a, outs=()):
