@@ -188,6 +188,8 @@ class Model:
         Callbacks ``f(inputs, outputs, CallBackParam) -> bool`` run around each kernel.
         Returns False if a NaN/Inf loss or gradient made the step skip its update
         (TrainCfg.nonfinite)."""
+        if before_callback is None and after_callback is None and self._session is not None:
+            return self._session.run_step()  # the plain step: no adapter closures per call
         return self.session.run_step(*_kernel_callbacks(before_callback, after_callback))
 
     def predict(self, inputs, before_callback=None, after_callback=None) -> list[Tensor]:

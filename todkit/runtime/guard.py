@@ -21,6 +21,19 @@ from todkit.opset.registry import OPS
 
 POLICIES = ("skip", "raise", "ignore")
 _add_reduce = np.add.reduce
+_dot = np.dot
+
+
+def _check_of(v, arr: np.ndarray) -> tuple:
+    """(value, array, flat view or None, zeros or None): how ``_bad_tensor`` checks it. A
+    single value is read as a Python float; a contiguous float32/float64 tensor is dotted
+    with zeros (BLAS); anything else is summed."""
+    if arr.size == 1:
+        return v, arr, None, None
+    if arr.flags.c_contiguous and arr.dtype in (np.float32, np.float64):
+        flat = arr.reshape(-1)
+        return v, arr, flat, np.zeros(flat.size, arr.dtype)
+    return v, arr, arr, None
 
 
 class NonFiniteWarning(RuntimeWarning):
@@ -66,20 +79,33 @@ class Guard:
             raise TodkitError(f"non-finite policy must be one of {POLICIES}, got {policy!r}")
         self.policy = policy
         self.watched = watched
+        self._checks = [_check_of(v, arr) for v, arr in watched]
         self.skipped_steps = 0
         self.can_skip = True  # False: updates are interleaved, the check runs after them
         self.last_report = ""
 
     def bad_tensor(self) -> Value | None:
-        with np.errstate(over="ignore"):  # an overflowing sum is checked below
+        # inf * 0 in the dot products below sets the FPU's invalid flag (a NaN is what
+        # flags the tensor); one errstate for all checks keeps NumPy from warning of it.
+        with np.errstate(invalid="ignore", over="ignore"):
             return self._bad_tensor()
 
     def _bad_tensor(self) -> Value | None:
-        for v, arr in self.watched:
-            # One reduction per tensor in its own dtype: a NaN or Inf anywhere makes the sum
-            # non-finite (a float64 sum cast every element: W7's 12810-value gradient 4.5
-            # -> 1 us); a finite tensor whose sum overflows is told apart by the slow check.
-            if not math.isfinite(_add_reduce(arr, None)) and not np.isfinite(arr).all():
+        for v, arr, flat, zeros in self._checks:
+            if flat is None:  # one value (the loss): no NumPy call
+                if math.isfinite(arr.item()):
+                    continue
+            elif zeros is not None:
+                # Dot with zeros: 0 for any finite tensor (no overflow, no false alarm), NaN
+                # as soon as one value is NaN or Inf; one BLAS call (W7's 12810-value
+                # gradient: 2.4 us by a sum, 1.1 us by the dot).
+                if _dot(flat, zeros) == 0:
+                    continue
+            # A sum in the tensor's own dtype: non-finite if a NaN or Inf is anywhere; a
+            # finite tensor whose sum overflows is told apart by the slow check.
+            elif math.isfinite(_add_reduce(arr, None)):
+                continue
+            if not np.isfinite(arr).all():
                 if isinstance(v, list):  # a fused group's gradients in one buffer
                     return self._bad_member(v, arr)
                 return v

@@ -1,0 +1,65 @@
+"""The non-finite guard's cheap checks (issue 6, W1/W7): a single value read as a float, a
+contiguous float tensor dotted with zeros, anything else summed. Every NaN or Inf position
+must be found (BLAS kernels split vectors into blocks and tails), finite tensors whose sum
+overflows must pass, and no NumPy warning may leak from a check."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from todkit.core import dtypes
+from todkit.ir.graph import TensorType, Value
+from todkit.runtime.guard import Guard
+
+
+def _value(name, arr):
+    return Value(name, TensorType(arr.shape, dtypes.from_numpy(arr.dtype)))
+
+
+def _guard(*arrays):
+    return Guard("skip", [(_value(f"t{k}", a), a) for k, a in enumerate(arrays)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("size", [1, 2, 7, 31, 2410, 12810])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_every_position_is_found(dtype, size, bad):
+    rng = np.random.default_rng(size)
+    arr = rng.standard_normal(size).astype(dtype)
+    loss = np.array(1.5, dtype)
+    g = _guard(loss, arr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert g.bad_tensor() is None
+        for pos in sorted({0, size // 2, size - 1, max(0, size - 5)}):
+            arr[pos] = bad
+            assert g.bad_tensor() is g.watched[1][0], pos
+            arr[pos] = 0
+        loss[...] = bad
+        assert g.bad_tensor() is g.watched[0][0]
+
+
+def test_finite_values_whose_sum_overflows_pass():
+    big = np.full(5000, 3e38, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _guard(big, big.reshape(50, 100)).bad_tensor() is None
+
+
+def test_strided_tensor_is_checked_by_its_sum():
+    arr = np.zeros((40, 30), np.float32)[:, ::3]
+    g = _guard(arr)
+    assert g.bad_tensor() is None
+    arr[7, 2] = np.nan
+    assert g.bad_tensor() is g.watched[0][0]
+
+
+def test_group_member_is_named():
+    flat = np.zeros(100, np.float32)
+    members = [_value("w", np.zeros(60, np.float32)), _value("b", np.zeros(40, np.float32))]
+    g = Guard("skip", [(members, flat)])
+    flat[75] = np.inf
+    assert g.bad_tensor() is members[1]
