@@ -18,6 +18,7 @@ from todkit.ir.graph import Graph, TensorType
 from todkit.opset import emit
 from todkit.opset.interpret import interpret
 from todkit.runtime import rewrite
+from todkit.runtime import rewrite_transposed_input as rti
 from todkit.runtime.session import Session
 
 TOL = {"rtol": 2e-5, "atol": 1e-6}
@@ -191,12 +192,63 @@ def test_scratch_reuses_the_transposed_values_bytes():
     Transpose output's arena bytes when they fit."""
     s = Session(transposed_dense_graph())
     t = next(n.outputs[0] for n in s.train.nodes if n.op == "Transpose")
-    calls = [e for e in s.train._fused.values() if e is not None and "pairs" in e[3]]
+    calls = [e for e in s.train._fused.values() if e is not None and "copies" in e[3]]
     assert len(calls) == 2  # the forward and the weight-gradient products
     for entry in calls:
-        for dst, src in entry[3]["pairs"]:
-            assert np.shares_memory(dst, s.train.array(t)) or np.shares_memory(
-                src, s.train.array(t))
+        assert np.shares_memory(entry[3]["scratch"], s.train.array(t))
+
+
+LAYOUTS = [((5, 6, 3), (0, 3, 1, 2)), ((6, 5), (0, 2, 1)), ((5, 6, 3), (0, 2, 3, 1)),
+           ((5, 6, 3), (0, 2, 1, 3)), ((2, 4, 3, 2), (0, 4, 1, 3, 2))]
+
+
+@pytest.mark.parametrize("rest,perm", LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blas_transposes_copy_as_numpy_does(rest, perm, dtype, monkeypatch):
+    """OpenBLAS's omatcopy (alpha 1) moves every value bit for bit as NumPy's copies do
+    (signed zeros, infinities, NaN, subnormals), for weights [O, K] and [K, O]; the
+    gathered weight times the flattened input is the weight times the flattened transpose,
+    and the scatter brings the gathered weight back."""
+    x_shape = (4, *rest)
+    lay = rti._layout(_transpose_node(x_shape, perm))
+    k = int(np.prod(rest))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=x_shape).astype(dtype)
+    t_flat = x.transpose(perm).reshape(4, k)
+    for ax, shape in ((1, (3, k)), (0, (k, 3))):
+        src = rng.normal(size=shape).astype(dtype)
+        got = {}
+        for name, table in (("blas", rti._OMATCOPY), ("numpy", {})):
+            monkeypatch.setattr(rti, "_OMATCOPY", table)
+            special = src.copy()
+            special.reshape(-1)[:5] = [-0.0, np.inf, -np.inf, np.nan, np.finfo(dtype).tiny / 4]
+            for w in (src, special):
+                gathered, back = np.full_like(w, 7), np.full_like(w, 7)
+                rti._copy(rti._copy_plan(lay, gathered, w, ax, to_x=True))
+                rti._copy(rti._copy_plan(lay, back, gathered, ax, to_x=False))
+                assert back.tobytes() == w.tobytes()
+                got[name, w is src] = gathered
+        assert got["blas", True].tobytes() == got["numpy", True].tobytes()
+        assert got["blas", False].tobytes() == got["numpy", False].tobytes()
+        w, wg = (src, got["numpy", True]) if ax == 1 else (src.T, got["numpy", True].T)
+        np.testing.assert_allclose(x.reshape(4, k) @ wg.T, t_flat @ w.T, rtol=1e-5, atol=1e-5)
+
+
+def test_session_results_do_not_depend_on_the_copy_path(monkeypatch):
+    batches = _batches((4, 5, 6, 3), 3, 3)
+    fast = Session(transposed_dense_graph())
+    monkeypatch.setattr(rti, "_OMATCOPY", {})
+    plain = Session(transposed_dense_graph())
+    assert _train(fast, batches) == _train(plain, batches)
+    a, b = _weights(fast.graph), _weights(plain.graph)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def _transpose_node(x_shape, perm):
+    g = Graph("t")
+    x = g.add_input("x", TensorType(x_shape, dtypes.float32))
+    return emit(g, "Transpose", [x], {"perm": perm})
 
 
 def test_non_finite_input_is_still_caught_before_the_update():
