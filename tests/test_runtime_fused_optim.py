@@ -16,6 +16,16 @@ def _weights(s):
     return {v.name: v.data.copy() for v in s.graph.values() if v.is_const}
 
 
+def _member_calls(s):
+    """Per member of the first group: "own" (its bound kernel runs), "fused" (the group's
+    call) or None (no call). Other build-time rewrites (runtime/rewrite.py) may change the
+    rest of the call list, so the group is checked through its members' steps."""
+    members = {id(n) for n in s.groups[0].members}
+    steps = [i for i, n in enumerate(s.train.nodes) if id(n) in members]
+    fused = s.train._fused
+    return ["own" if i not in fused else fused[i] and "fused" for i in steps]
+
+
 def _run(s, steps):
     for x, y in batches(steps):
         for v, a in zip(s.inputs, (x, y)):
@@ -27,7 +37,7 @@ def _run(s, steps):
 def test_group_is_one_call_with_the_per_node_results(opt):
     fused, plain = Session(train_graph(opt)), Session(train_graph(opt))
     assert [len(g.members) for g in fused.groups] == [2]
-    assert len(fused.train.calls) == len(fused.train.bound) - 1
+    assert _member_calls(fused) == ["fused", None]
     grp = fused.groups[0]
     for k, flat in grp.flat.items():  # weights and slots are views of one buffer
         assert all(np.shares_memory(n.inputs[k].data, flat) for n in grp.members)
@@ -44,7 +54,7 @@ def test_accumulate_mode_unfuses_and_refuses():
     s = Session(train_graph("adam"))
     fused_calls = len(s.train.calls)
     s._set_accumulating(True)
-    assert len(s.train.calls) == len(s.train.bound)
+    assert _member_calls(s) == ["own", "own"]
     s._set_accumulating(False)
     assert len(s.train.calls) == fused_calls
     s.set_learning_rate(0.5)
