@@ -206,7 +206,7 @@ LAYOUTS = [((5, 6, 3), (0, 3, 1, 2)), ((6, 5), (0, 2, 1)), ((5, 6, 3), (0, 2, 3,
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_blas_transposes_copy_as_numpy_does(rest, perm, dtype, monkeypatch):
     """OpenBLAS's omatcopy (alpha 1) moves every value bit for bit as NumPy's copies do
-    (signed zeros, infinities, NaN, subnormals), for weights [O, K] and [K, O]; the
+    (signed zeros, infinities, quiet NaN, subnormals), for weights [O, K] and [K, O]; the
     gathered weight times the flattened input is the weight times the flattened transpose,
     and the scatter brings the gathered weight back."""
     x_shape = (4, *rest)
