@@ -25,11 +25,12 @@ TOL = {"rtol": 2e-5, "atol": 1e-6}
 
 
 def transposed_dense_graph(shape=(4, 5, 6, 3), perm=(0, 3, 1, 2), out=3, weight_kn=False,
-                           flatten=False, relu_between=False, computed_input=False,
-                           seed=0) -> Graph:
+                           weight_left=False, flatten=False, relu_between=False,
+                           computed_input=False, seed=0) -> Graph:
     """inputs0 (shape) -> Transpose(perm) -> Reshape/Flatten -> Dense(out) -> sparse CE,
     Adam; as the converter writes W3 (weight [out, K] read with transpose_b, its gradient
-    dY^T @ x), or with a [K, out] weight (``weight_kn``: the other MatMul forms)."""
+    dY^T @ x), or with a [K, out] weight (``weight_kn``), or as logits^T = W @ x^T
+    (``weight_left``): the other MatMul forms."""
     rng = np.random.default_rng(seed)
     g = Graph("transposed_dense")
     x = g.add_input("inputs0", TensorType(shape, dtypes.float32))
@@ -45,8 +46,14 @@ def transposed_dense_graph(shape=(4, 5, 6, 3), perm=(0, 3, 1, 2), out=3, weight_
     w_shape = (k, out) if weight_kn else (out, k)
     w = g.add_const("fc.weight", f32(rng.normal(0, 0.05, w_shape)), param=True)
     b = g.add_const("fc.bias", f32(rng.normal(0, 0.1, (out,))), param=True)
-    mm = emit(g, "MatMul", [fed, w], {"transpose_b": not weight_kn},
-              name=f"{NET}/MatMul-op0").outputs[0]
+    if weight_left:  # logits^T = op(W) @ x^T
+        mm_t = emit(g, "MatMul", [w, fed], {"transpose_a": weight_kn, "transpose_b": True},
+                    name=f"{NET}/MatMul-op0").outputs[0]
+        mm = emit(g, "Transpose", [mm_t], {"perm": (1, 0)}, name=f"{NET}/Transpose-op0"
+                  ).outputs[0]
+    else:
+        mm = emit(g, "MatMul", [fed, w], {"transpose_b": not weight_kn},
+                  name=f"{NET}/MatMul-op0").outputs[0]
     logits = emit(g, "BiasAdd", [mm, b], name=f"{NET}/BiasAdd-op0").outputs[0]
     loss = emit(g, "SparseSoftmaxCrossEntropyWithLogits", [logits, label],
                 name=f"{LOSS}/SparseSoftmaxCrossEntropyWithLogits-op0").outputs[0]
@@ -55,7 +62,15 @@ def transposed_dense_graph(shape=(4, 5, 6, 3), perm=(0, 3, 1, 2), out=3, weight_
                         "CrossEntropyWithLogits/SparseSoftmaxCrossEntropyWithLogits-op0"
                    ).outputs[0]
     grad_name = f"{GRAD}/_backbone-Tiny/fc-Dense/Grad_MatMul/MatMul-op0"
-    if weight_kn:  # dW [K, out] = r^T @ dY
+    if weight_left:  # dW = dY^T @ r ([out, K]) or r^T @ dY ([K, out]), dY^T made by a node
+        dmm_t = emit(g, "Transpose", [dlogits], {"perm": (1, 0)},
+                     name=f"{GRAD}/_backbone-Tiny/fc-Dense/Grad_Transpose-op0").outputs[0]
+        if weight_kn:
+            dw = emit(g, "MatMul", [r, dmm_t], {"transpose_a": True, "transpose_b": True},
+                      name=grad_name).outputs[0]
+        else:
+            dw = emit(g, "MatMul", [dmm_t, r], name=grad_name).outputs[0]
+    elif weight_kn:  # dW [K, out] = r^T @ dY
         dw = emit(g, "MatMul", [r, dlogits], {"transpose_a": True}, name=grad_name).outputs[0]
     else:  # dW [out, K] = dY^T @ r
         dw = emit(g, "MatMul", [dlogits, r], {"transpose_a": True}, name=grad_name).outputs[0]
@@ -114,6 +129,8 @@ CASES = {
     "w3": {},
     "flatten": {"flatten": True},
     "weight_kn": {"weight_kn": True},
+    "weight_left": {"weight_left": True},
+    "weight_left_kn": {"weight_left": True, "weight_kn": True},
     "more_rows_than_batch": {"shape": (2, 3, 4, 3), "out": 7},  # scratch outside the arena
     "nhwc_to_nwhc": {"perm": (0, 2, 1, 3)},
     "rank3": {"shape": (4, 6, 5), "perm": (0, 2, 1)},

@@ -134,9 +134,15 @@ def _copy(calls) -> None:
 
 
 def _forward(ins, outs, a, rt):
-    """Gather the other operand into the input's K order, then the product on the input."""
+    """Gather the other operand into the input's K order, then the product on the input
+    (into ``out_t``, the output's transpose, when it is given)."""
     _copy(a["copies"])
-    np.dot(ins[0], ins[1], out=outs[0])
+    out_t = a["out_t"]
+    if out_t is None:
+        np.dot(ins[0], ins[1], out=outs[0])
+    else:
+        np.dot(ins[0], ins[1], out=out_t)
+        np.copyto(outs[0], out_t.T)
 
 
 def _gradient(ins, outs, a, rt):
@@ -174,7 +180,6 @@ class _Match:
     def __init__(self, ex, step: int, layout: _Layout):
         self.ex, self.step, self.layout = ex, step, layout
         self.products: list[tuple[int, int]] = []  # (step, index of the flattened input)
-        self.flat: dict[int, Value] = {}  # id -> the flattened (N, K) views
 
     def scratch(self, shape: tuple[int, ...], dtype) -> np.ndarray:
         """Scratch in the transposed value's unused arena bytes when they suffice."""
@@ -199,10 +204,14 @@ class _Match:
             perm_other = self.scratch(other.shape, other.dtype)
             copies = _copy_plan(lay, perm_other, other, ax, to_x=True)
             a = perm_other.T if (tb if j == 0 else ta) else perm_other
-            operands = [x_flat, a] if j == 0 else [a, x_flat.T]
             # The arrays the copies' raw pointers address stay referenced by the entry.
-            return _forward, operands, [out], {"copies": copies, "scratch": perm_other,
-                                               "source": other}
+            attrs = {"copies": copies, "scratch": perm_other, "source": other, "out_t": None}
+            if j == 1:
+                return _forward, [a, x_flat.T], [out], attrs
+            # The weight as the left factor (out^T = op(w)^T @ x^T, then one small copy):
+            # OpenBLAS runs W3's [32, K] x [K, 10] 3-6% faster so (0.13 ms in the step).
+            attrs["out_t"] = np.empty(out.shape[::-1], out.dtype)
+            return _forward, [a.T, x_flat.T], [out], attrs
         ax = 1 if j == 1 else 0  # K is an axis of the output: compute, then scatter
         scratch = self.scratch(out.shape, out.dtype)
         copies = _copy_plan(lay, out, scratch, ax, to_x=False)
