@@ -212,3 +212,23 @@ def test_normalisation_form_keeps_float32_accuracy(offset, fast, monkeypatch):
     mean, var = outs[3].astype(np.float64), outs[4].astype(np.float64)
     want = (x.astype(np.float64) - mean) / np.sqrt(var + 1e-5) * gamma + beta
     np.testing.assert_allclose(outs[0], want, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("op", ["ReLU", "ReLU6"])
+def test_fused_activation_is_the_kernel_bit_for_bit(op):
+    """Signed zeros, NaN and infinities included (compared as bit patterns), on rows of the
+    widths the blocks use."""
+    from todkit.opset.registry import get_op
+    from todkit.runtime.rewrite_norm_act import ACTS
+
+    special = f32([-0.0, 0.0, -1e-30, 1e-30, 5.999999, 6.0, 6.000001, -np.inf, np.inf, np.nan,
+                   -np.nan, 3.0])
+    rng = np.random.default_rng(3)
+    for width in (12, 96, 8160):
+        y = np.concatenate([np.resize(special, width), f32(rng.normal(2, 4, 3 * width))])
+        y = y.reshape(4, width)
+        want = np.empty_like(y)
+        get_op(op).kernel([y], [want], {}, None)
+        got = y.copy()
+        ACTS[op](got)
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))

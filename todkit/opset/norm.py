@@ -241,17 +241,20 @@ def _scratch(outs, n_outs: int, size: int, dtype) -> np.ndarray:
     return np.empty(size, dtype)
 
 
-def batch_norm(ins, outs, a, rt, act=None) -> None:
-    """BatchNorm's kernel; ``outs[0]`` gets y, or with ``act`` (an in-place element-wise
-    function) act(y): a ReLU6 / ReLU fused in by the runtime (runtime/rewrite_norm_act.py),
-    which then passes that activation's output as ``outs[0]``. The normalisation reads
-    only x and private per-channel vectors, so ``outs[0]`` may be x itself (the runtime
-    places a dead x's bytes there) or overlap the statistics outputs and the scratch."""
+def batch_norm_affine(ins, outs, a, rt):
+    """All of BatchNorm's kernel but y: the statistics (training: the batch's, and the
+    moving ones updated), outputs 1..4, and y's per-channel form ``(scale, shift, centre)``:
+    y = x * scale + shift when ``centre`` is None, else (x - centre) * scale + shift.
+    y = x * scale + (beta - mean * scale) is one ufunc pass fewer than the centred form;
+    its extra rounding error is a few ulps of |beta - mean * scale| (the normalised value
+    of x = 0), so it is used only while that is small for every channel (W4: at most 2.2);
+    else the centred form, which loses nothing when |mean| >> std. The vectors are fresh
+    arrays: nothing the caller writes afterwards can change them."""
     x, gamma, beta, moving_mean, moving_var = ins
-    y, out_mean, out_var, save_mean, save_var = outs[:5]
-    blocks = _blocks(x.shape, str(a["data_format"]), x.dtype.itemsize)
-    xs = blocks.views(x)
+    _, out_mean, out_var, save_mean, save_var = outs[:5]
     if batch_training(a, rt):
+        blocks = _blocks(x.shape, str(a["data_format"]), x.dtype.itemsize)
+        xs = blocks.views(x)
         count = x.size // save_var.size
         size = blocks.scratch_size
         flat = _scratch(outs, 5, size + 2 * len(blocks.counts) * blocks.c, x.dtype)
@@ -267,15 +270,25 @@ def batch_norm(ins, outs, a, rt, act=None) -> None:
     np.copyto(out_mean, save_mean)
     np.copyto(out_var, save_var)
     scale = gamma / np.sqrt(save_var + x.dtype.type(a["epsilon"]))
-    # y = x * scale + (beta - mean * scale) is one ufunc pass fewer than (x - mean) * scale
-    # + beta; its extra rounding error is a few ulps of |beta - mean * scale| (the
-    # normalised value of x = 0), so it is used only while that is small for every channel
-    # (W4: at most 2.2); else the centred form, which loses nothing when |mean| >> std.
     shift = beta.astype(np.float64) - save_mean.astype(np.float64) * scale
     if np.all(np.abs(shift) <= _FOLD_MAX):
-        blocks.affine(xs, blocks.views(y), scale, shift.astype(x.dtype), act)
+        return scale, shift.astype(x.dtype), None
+    return scale, beta.copy(), save_mean.copy()
+
+
+def batch_norm(ins, outs, a, rt, act=None) -> None:
+    """BatchNorm's kernel; ``outs[0]`` gets y, or with ``act`` (an in-place element-wise
+    function) act(y): a ReLU6 / ReLU fused in by the runtime (runtime/rewrite_norm_act.py),
+    which then passes that activation's output as ``outs[0]``. The normalisation reads
+    only x and private per-channel vectors, so ``outs[0]`` may be x itself (the runtime
+    places a dead x's bytes there) or overlap the statistics outputs and the scratch."""
+    x, y = ins[0], outs[0]
+    scale, shift, centre = batch_norm_affine(ins, outs, a, rt)
+    blocks = _blocks(x.shape, str(a["data_format"]), x.dtype.itemsize)
+    if centre is None:
+        blocks.affine(blocks.views(x), blocks.views(y), scale, shift, act)
     else:
-        blocks.normalize(xs, blocks.views(y), save_mean.copy(), scale, beta, act)
+        blocks.normalize(blocks.views(x), blocks.views(y), centre, scale, shift, act)
 
 
 def _workspace(x, fmt, moments: bool = False) -> list[TensorType]:
