@@ -119,8 +119,8 @@ def _equal_runs(graph_fn):
 def test_w1_layout_is_rewritten():
     s = Session(mlp_graph())
     assert _kernels(s.train) == [
-        "_scalars", "_matmul_bias_relu", "_matmul_bias", "kernel", "_matmul_relu_grad",
-        "_matmul", "_bias_grad", "_matmul", "_bias_grad", "kernel", "_scalars", "kernel"]
+        "_scalars", "_matmul_bias_relu", "_matmul_bias", "planned", "_matmul_relu_grad",
+        "_matmul", "_bias_grad", "_matmul", "_bias_grad", "planned", "_scalars", "kernel"]
     # the step counter joined the beta-power Assigns across the fused Adam call
     assert len(s.train.calls[-2][3]["ops"]) == 3
     assert _kernels(s.eval) == ["_matmul_bias_relu", "_matmul_bias"]

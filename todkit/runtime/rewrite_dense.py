@@ -8,6 +8,8 @@ is nanoseconds), so this rewriter cuts calls and the per-kernel Python around th
   gradient, then the mask (into a buffer kept by the call) multiplied in place;
 - any other MatMul and 2-D BiasAddGrad: the NumPy call on operands transposed once at
   build (the op kernels re-derive views, flags and attributes every step);
+- SparseSoftmaxCrossEntropyWithLogits (loss and is_grad): the kernel's NumPy calls with
+  the views and constants it derives per call made once (``opset/loss.planned_sparse_ce``);
 - runs of one-value ``Mul`` / ``Assign`` / ``AssignAdd`` (Adam's beta powers and the
   global step): one call; an Assign's output copy only when something reads it. A later
   update joins the run across steps that touch none of its memory (W1's step counter
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from todkit.opset.loss import planned_sparse_ce
 from todkit.opset.registry import get_op
 
 _dot = np.dot
@@ -36,6 +39,7 @@ _add_reduce = np.add.reduce
 _copyto = np.copyto
 
 _SCALAR_OPS = ("Mul", "Assign", "AssignAdd")
+_SCE = "SparseSoftmaxCrossEntropyWithLogits"
 
 
 def _matmul(ins, outs, a, rt):
@@ -64,6 +68,14 @@ def _matmul_relu_grad(ins, outs, a, rt):
 
 def _bias_grad(ins, outs, a, rt):
     _add_reduce(ins[0], axis=0, out=outs[0])
+
+
+def _planned(run):
+    """A call entry's function running ``run()`` (its arrays are bound in the closure)."""
+
+    def planned(ins, outs, a, rt, _run=run):
+        _run()
+    return planned
 
 
 def _scalars(ins, outs, a, rt):
@@ -165,7 +177,7 @@ def _relu_grad_chain(g: _Graph, step: int) -> dict | None:
 
 
 def _lean(g: _Graph, step: int) -> dict | None:
-    """A MatMul or 2-D BiasAddGrad as its bare NumPy call."""
+    """A MatMul, 2-D BiasAddGrad or sparse CE loss as its bare NumPy calls."""
     ex = g.ex
     if g.own(step, "MatMul"):
         ops = _operands(ex, step)
@@ -173,6 +185,10 @@ def _lean(g: _Graph, step: int) -> dict | None:
             return None
         x, w, out = ops
         return {step: (_matmul, [x, w], [out], ex.nodes[step].attrs)}
+    if g.own(step, _SCE):
+        _, ins, outs, attrs = ex.bound[step]
+        run = planned_sparse_ce(ins, outs, attrs)
+        return None if run is None else {step: (_planned(run), ins, outs, attrs)}
     if g.own(step, "BiasAddGrad"):
         (dy,), out = ex.bound[step][1], ex.bound[step][2][0]
         if dy.ndim != 2:
