@@ -279,3 +279,37 @@ def test_non_finite_input_is_still_caught_before_the_update():
     for name, arr in _weights(s.graph).items():
         if "power" not in name:
             np.testing.assert_array_equal(arr, before[name], err_msg=name)
+
+
+@pytest.mark.parametrize("batch", [2, 7])
+def test_resized_batch_is_rewritten_again_and_agrees(batch, monkeypatch):
+    """A resize re-plans the arena: the rewrite is made again on the new views (W3 with
+    more rows than the new batch: the scratch no longer fits the transposed value)."""
+    fast = _session(transposed_dense_graph(out=3))
+    plain = _session(transposed_dense_graph(out=3), rewrites=False, monkeypatch=monkeypatch)
+    shapes = {"inputs0": (batch, 5, 6, 3), "inputs1": (batch,)}
+    fast.resize(shapes)
+    monkeypatch.setattr(rewrite, "REWRITERS", [])  # the plain one re-binds without them
+    plain.resize(shapes)
+    monkeypatch.undo()
+    assert _transpose_skipped(fast) and not _transpose_skipped(plain)
+    batches = _batches((batch, 5, 6, 3), 3, 3)
+    np.testing.assert_allclose(_train(fast, batches), _train(plain, batches), **TOL)
+    _assert_close(_weights(fast.graph), _weights(plain.graph))
+
+
+def test_accumulated_gradients_and_virtual_batches_agree(monkeypatch):
+    """Accumulate mode swaps the optimizers' kernels: the products stay rewritten and the
+    summed gradients (read by apply_gradients) are the per-node ones."""
+    fast = _session(transposed_dense_graph(), accumulate_gradients=True)
+    plain = _session(transposed_dense_graph(), rewrites=False, monkeypatch=monkeypatch,
+                     accumulate_gradients=True)
+    assert _transpose_skipped(fast)
+    batches = _batches((4, 5, 6, 3), 3, 3)
+    _train(fast, batches)
+    _train(plain, batches)
+    for (v, a), (_, b) in zip(fast.gradients(), plain.gradients()):
+        np.testing.assert_allclose(a, b, err_msg=v.name, **TOL)
+    fast.apply_gradients()
+    plain.apply_gradients()
+    _assert_close(_weights(fast.graph), _weights(plain.graph))
