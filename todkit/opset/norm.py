@@ -241,25 +241,34 @@ def _scratch(outs, n_outs: int, size: int, dtype) -> np.ndarray:
     return np.empty(size, dtype)
 
 
-def batch_norm_affine(ins, outs, a, rt):
-    """All of BatchNorm's kernel but y: the statistics (training: the batch's, and the
-    moving ones updated), outputs 1..4, and y's per-channel form ``(scale, shift, centre)``:
-    y = x * scale + shift when ``centre`` is None, else (x - centre) * scale + shift.
+def _batch_moments(ins, outs, a):
+    """BatchNorm's batch mean and biased variance into outputs 3 and 4; the value count."""
+    x = ins[0]
+    save_mean, save_var = outs[3], outs[4]
+    blocks = _blocks(x.shape, str(a["data_format"]), x.dtype.itemsize)
+    xs = blocks.views(x)
+    size = blocks.scratch_size
+    flat = _scratch(outs, 5, size + 2 * len(blocks.counts) * blocks.c, x.dtype)
+    blocks.moments(xs, blocks.scratch(flat, xs), flat[size:], save_mean, save_var)
+    return x.size // save_var.size
+
+
+def batch_norm_affine(ins, outs, a, rt, moments=_batch_moments):
+    """All of BatchNorm's kernel but y: the statistics (training: the batch's, from
+    ``moments(ins, outs, a)``, and the moving ones updated), outputs 1..4, and y's
+    per-channel form ``(scale, shift, centre)``: y = x * scale + shift when ``centre`` is
+    None, else (x - centre) * scale + shift.
     y = x * scale + (beta - mean * scale) is one ufunc pass fewer than the centred form;
     its extra rounding error is a few ulps of |beta - mean * scale| (the normalised value
     of x = 0), so it is used only while that is small for every channel (W4: at most 2.2);
     else the centred form, which loses nothing when |mean| >> std. The vectors are fresh
     arrays: nothing the caller writes afterwards can change them."""
-    x, gamma, beta, moving_mean, moving_var = ins
+    gamma, beta, moving_mean, moving_var = ins[-4:]
     _, out_mean, out_var, save_mean, save_var = outs[:5]
+    dtype = save_mean.dtype
     if batch_training(a, rt):
-        blocks = _blocks(x.shape, str(a["data_format"]), x.dtype.itemsize)
-        xs = blocks.views(x)
-        count = x.size // save_var.size
-        size = blocks.scratch_size
-        flat = _scratch(outs, 5, size + 2 * len(blocks.counts) * blocks.c, x.dtype)
-        blocks.moments(xs, blocks.scratch(flat, xs), flat[size:], save_mean, save_var)
-        m = x.dtype.type(a["momentum"])
+        count = moments(ins, outs, a)
+        m = dtype.type(a["momentum"])
         moving_mean *= 1 - m
         moving_mean += m * save_mean
         moving_var *= 1 - m
@@ -269,11 +278,82 @@ def batch_norm_affine(ins, outs, a, rt):
         np.copyto(save_var, moving_var)
     np.copyto(out_mean, save_mean)
     np.copyto(out_var, save_var)
-    scale = gamma / np.sqrt(save_var + x.dtype.type(a["epsilon"]))
+    scale = gamma / np.sqrt(save_var + dtype.type(a["epsilon"]))
     shift = beta.astype(np.float64) - save_mean.astype(np.float64) * scale
     if np.all(np.abs(shift) <= _FOLD_MAX):
-        return scale, shift.astype(x.dtype), None
+        return scale, shift.astype(dtype), None
     return scale, beta.copy(), save_mean.copy()
+
+
+# -- a 1x1 convolution and the BatchNorm of its output, as one call ----------------------
+_PRODUCT_BYTES = 1 << 20  # output bytes per row block of the folded product
+_GRAM_BYTES = 1 << 18  # float64 input bytes per block of the Gram matrix
+
+
+def _input_moments(a2: np.ndarray):
+    """Column means (K,) and covariance (K, K) of ``a2`` (M, K), in float64: blocks of rows
+    are shifted by the first block's mean (so the products do not cancel) and their Gram
+    matrices summed by BLAS."""
+    m, k = a2.shape
+    rows = max(1, _GRAM_BYTES // (8 * k))
+    buf = np.empty((min(rows, m), k))
+    origin = a2[:len(buf)].mean(axis=0, dtype=np.float64)
+    total, gram = np.zeros(k), np.zeros((k, k))
+    for r0 in range(0, m, rows):
+        b = buf[:min(rows, m - r0)]
+        np.subtract(a2[r0:r0 + len(b)], origin, out=b)
+        total += b.sum(axis=0)
+        gram += b.T @ b
+    d = total / m
+    return origin + d, gram / m - np.outer(d, d)
+
+
+def pointwise_batch_norm(ins, outs, a, rt, act=None) -> None:
+    """``act``(BatchNorm(x)) of x = ``a2 @ w^T``, a 1x1 stride-1 NHWC convolution's output
+    (ins: the convolution's input [N,H,W,K] and weight [C,1,1,K], then BatchNorm's gamma,
+    beta, moving mean and variance; outs: y (or the activation's output), BatchNorm's
+    outputs 1..4; ``a``: BatchNorm's attributes). x is never made: its batch mean and
+    variance follow from the input's, mean_x = w mean_a and var_x = diag(w cov_a w^T)
+    (float64; a product of K x K per input against the convolution's K x C), and the
+    normalisation is folded into the weight, y = a2 @ (w^T * scale) + shift, computed in
+    row blocks that the shift and the activation finish while they are in cache: a 1x1
+    expansion's output (6x its input in MobileNetV2) is written once instead of being
+    written, read for the statistics, read and written to normalise and clip. The
+    centred form (|shift| too large, see ``batch_norm_affine``) multiplies by w itself.
+    The statistics are the exact ones of the exact product, which float32 x carries to
+    its rounding; the results differ from the two kernels' at float rounding."""
+    x, w = ins[0], ins[1]
+    k, c = x.shape[-1], w.shape[0]
+    a2 = x.reshape(-1, k)
+    wt = w.reshape(c, k).T  # (K, C)
+
+    def moments(ins_, outs_, a_):
+        mean_a, cov_a = _input_moments(a2)
+        w64 = wt.astype(np.float64)
+        np.copyto(outs_[3], mean_a @ w64, casting="same_kind")
+        var = np.einsum("kc,kc->c", cov_a @ w64, w64)
+        np.copyto(outs_[4], np.maximum(var, 0), casting="same_kind")
+        return len(a2)
+
+    scale, shift, centre = batch_norm_affine(ins[1:], outs, a, rt, moments)
+    y2 = outs[0].reshape(-1, c)
+    if centre is None:
+        wt = (wt.astype(np.float64) * scale).astype(x.dtype)
+    kk = max(1, _ROW // c)  # rows of the wide view: kk pixels of C channels
+    rows = max(kk, _PRODUCT_BYTES // (c * x.itemsize) // kk * kk)
+    wide = [None if v is None else np.tile(v, kk) for v in (scale, shift, centre)]
+    for r0 in range(0, len(a2), rows):
+        r1 = min(r0 + rows, len(a2))
+        yb = y2[r0:r1]
+        np.matmul(a2[r0:r1], wt, out=yb)
+        vecs = wide if (r1 - r0) % kk == 0 else (scale, shift, centre)
+        view = yb.reshape(-1, len(vecs[0]))
+        if centre is not None:
+            view -= vecs[2]
+            view *= vecs[0]
+        view += vecs[1]
+        if act is not None:
+            act(view)
 
 
 def batch_norm(ins, outs, a, rt, act=None) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from todkit.runtime.rewrite_conv_norm import rewrite_conv_norm
 from todkit.runtime.rewrite_dense import rewrite_dense
 from todkit.runtime.rewrite_norm_act import rewrite_norm_act
 from todkit.runtime.rewrite_transposed_input import rewrite_transposed_input
@@ -40,6 +41,7 @@ Rewriter = Callable[[object, RewriteContext], dict]
 
 REWRITERS: list[Rewriter] = []
 REWRITERS.append(rewrite_transposed_input)  # Dense after a transposed input (W3)
+REWRITERS.append(rewrite_conv_norm)  # 1x1 conv -> BatchNorm (-> ReLU6), folded (W4)
 REWRITERS.append(rewrite_norm_act)  # BatchNorm -> ReLU6 / ReLU, clipped in cache (W4)
 REWRITERS.append(rewrite_dense)  # Dense chains, lean MatMuls, scalar updates (W1/W7)
 
