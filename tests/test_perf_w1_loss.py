@@ -88,3 +88,18 @@ def test_runtime_steps_equal_the_interpreter():
     for c, r in zip(g.consts, ref.consts):
         np.testing.assert_allclose(c.data, r.data, rtol=1e-6, atol=1e-7, err_msg=c.name)
     assert len(y) == BATCH
+
+
+@pytest.mark.parametrize("label_dtype", [np.int8, np.int32, np.uint8, np.int64])
+@pytest.mark.parametrize("c", [3, 1500])
+def test_kernel_raises_on_labels_out_of_range(label_dtype, c):
+    """Both one-hot forms (identity rows for <= 1024 classes and labels of <= 32 bits, the
+    compare and count otherwise) reject labels below 0 and at or above C."""
+    logits = np.zeros((4, c), np.float32)
+    info = np.iinfo(label_dtype)
+    for bad in (v for v in (c, -1) if info.min <= v <= info.max):
+        labels = np.array([0, 1, bad, 2], label_dtype)
+        for is_grad in (False, True):
+            out = np.empty((4, c) if is_grad else (), np.float32)
+            with pytest.raises(ValueError, match=rf"labels must lie in \[0, {c}\)"):
+                KERNEL([logits, labels], [out], {"is_grad": is_grad}, None)

@@ -41,15 +41,49 @@ def _classes(c: int, dtype: np.dtype) -> np.ndarray:
     return classes
 
 
+# Up to this many classes the one-hot mask is rows of a cached identity picked by the
+# labels (1 MB at most); more classes compare the labels with [0, C).
+_EYE_MAX = 1024
+
+
+@functools.lru_cache(maxsize=16)
+def _eye(c: int) -> np.ndarray:
+    eye = np.eye(c, dtype=np.bool_)
+    eye.flags.writeable = False
+    return eye
+
+
+def _unsigned(labels: np.ndarray) -> np.ndarray | None:
+    """``labels`` seen as unsigned integers of the same size (a negative label becomes
+    huge, so one bounds check covers both ends), or None for 64-bit labels, whose huge
+    values NumPy's indexing refuses to cast rather than reporting out of bounds."""
+    if labels.dtype.itemsize > 4:
+        return None
+    return labels.view(labels.dtype.str.replace("i", "u"))
+
+
+def _range_error(labels: np.ndarray, c: int) -> ValueError:
+    return ValueError(f"labels must lie in [0, {c}), got values in "
+                      f"[{labels.min()}, {labels.max()}]")
+
+
 def _one_hot(labels: np.ndarray, hot: np.ndarray, c: int) -> None:
-    """``hot[i, j] = labels[i] == j``; raises on a label outside [0, c). A label in range
-    sets exactly one entry of its row, one outside none, so counting the mask is the range
-    check (cheaper than a reduction over the labels)."""
+    """``hot[i, j] = labels[i] == j``; raises on a label outside [0, c). Identity rows taken
+    by the labels seen as unsigned (``take`` checks the bounds: 0.65 us on W1's [32, 10]
+    against 1.2 for a broadcast compare and a count); else the compare, where a label in
+    range sets exactly one entry of its row and one outside none, so counting the mask is
+    the range check."""
     n = labels.shape[0]
+    index = _unsigned(labels) if c <= _EYE_MAX else None
+    if index is not None:
+        try:
+            _eye(c).take(index, axis=0, out=hot)
+        except IndexError:
+            raise _range_error(labels, c) from None
+        return
     np.equal(labels.reshape(n, 1), _classes(c, labels.dtype), out=hot)
     if np.count_nonzero(hot) != n:
-        raise ValueError(f"labels must lie in [0, {c}), got values in "
-                         f"[{labels.min()}, {labels.max()}]")
+        raise _range_error(labels, c)
 
 
 def _log_softmax_rows(logits: np.ndarray, out: np.ndarray, row: np.ndarray,
@@ -113,15 +147,28 @@ def planned_sparse_ce(ins: list, outs: list, a: dict):
     if not all(np.shares_memory(v, b) for v, b in ((column, labels), (flat, logits),
                                                     (col, row))) or not labels.size:
         return None  # (a copy would be stale next step)
-    classes, starts = _classes(c, labels.dtype), _row_starts(n, c)
+    starts = _row_starts(n, c)
     scratch = out if a["is_grad"] else outs[5]
-    equal, count, add, subtract, exp, log = (np.equal, np.count_nonzero, np.add, np.subtract,
-                                             np.exp, np.log)
+    add, subtract, exp, log = np.add, np.subtract, np.exp, np.log
+    index = _unsigned(labels) if c <= _EYE_MAX else None
+    if index is not None:
+        eye = _eye(c)
+
+        def one_hot():
+            try:
+                eye.take(index, axis=0, out=hot)
+            except IndexError:
+                raise _range_error(labels, c) from None
+    else:
+        classes = _classes(c, labels.dtype)
+
+        def one_hot():
+            np.equal(column, classes, out=hot)
+            if np.count_nonzero(hot) != n:
+                raise _range_error(labels, c)
 
     def run():
-        equal(column, classes, out=hot)
-        if count(hot) != n:
-            _one_hot(labels, hot, c)  # raises, naming the range
+        one_hot()
         logits.argmax(axis=1, out=arg)
         add(arg, starts, out=arg)
         flat.take(arg, out=row)
