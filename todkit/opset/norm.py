@@ -293,16 +293,23 @@ _GRAM_BYTES = 1 << 18  # float64 input bytes per block of the Gram matrix
 def _input_moments(a2: np.ndarray):
     """Column means (K,) and covariance (K, K) of ``a2`` (M, K), in float64: blocks of rows
     are shifted by the first block's mean (so the products do not cancel) and their Gram
-    matrices summed by BLAS."""
+    matrices summed by BLAS. The shift runs on rows of kk pixels (long inner loops: K is
+    16-32 where this is used) and the column sums are a product with ones."""
     m, k = a2.shape
-    rows = max(1, _GRAM_BYTES // (8 * k))
+    kk = max(1, _ROW // k)
+    rows = max(kk, _GRAM_BYTES // (8 * k) // kk * kk)
     buf = np.empty((min(rows, m), k))
     origin = a2[:len(buf)].mean(axis=0, dtype=np.float64)
+    wide, ones = np.tile(origin, kk), np.ones(len(buf))
     total, gram = np.zeros(k), np.zeros((k, k))
     for r0 in range(0, m, rows):
-        b = buf[:min(rows, m - r0)]
-        np.subtract(a2[r0:r0 + len(b)], origin, out=b)
-        total += b.sum(axis=0)
+        n = min(rows, m - r0)
+        b = buf[:n]
+        if n % kk == 0:
+            np.subtract(a2[r0:r0 + n].reshape(-1, kk * k), wide, out=b.reshape(-1, kk * k))
+        else:
+            np.subtract(a2[r0:r0 + n], origin, out=b)
+        total += ones[:n] @ b
         gram += b.T @ b
     d = total / m
     return origin + d, gram / m - np.outer(d, d)
