@@ -36,7 +36,6 @@ _maximum = np.maximum
 _multiply = np.multiply
 _greater = np.greater
 _add_reduce = np.add.reduce
-_copyto = np.copyto
 
 _SCALAR_OPS = ("Mul", "Assign", "AssignAdd")
 _SCE = "SparseSoftmaxCrossEntropyWithLogits"
@@ -76,6 +75,27 @@ def _planned(run):
     def planned(ins, outs, a, rt, _run=run):
         _run()
     return planned
+
+
+# One-value float arithmetic on NumPy scalars: the same IEEE operation in the same dtype as
+# the ufunc on the [1] arrays (same bits), at half its dispatch (0.12 against 0.22 us; a
+# copy 0.06 against 0.20).
+def _mul_item(a, b, out):
+    out[0] = a[0] * b[0]
+
+
+def _add_item(a, b, out):
+    out[0] = a[0] + b[0]
+
+
+def _add_int_item(a, b, out, low: int, span: int):
+    """Integer add in Python ints wrapped into the dtype's range (0.25 us; the int32 ufunc
+    on [1] arrays 0.66, a NumPy scalar add warns on overflow)."""
+    out[0] = (int(a[0]) + int(b[0]) - low) % span + low
+
+
+def _copy_item(dst, src):
+    dst[0] = src[0]
 
 
 def _scalars(ins, outs, a, rt):
@@ -213,12 +233,18 @@ def _scalar_op(g: _Graph, step: int) -> list | None:
         return None
     flat = [a.reshape(-1) for a in arrays]  # views (a size-1 array is contiguous)
     if node.op == "Mul":
-        return [(_multiply, (flat[0], flat[1], flat[2]))]
+        return [(_mul_item, (flat[0], flat[1], flat[2]))]
     ref, value, out = flat
-    ops = [(_copyto, (ref, value)) if node.op == "Assign" else (_add, (ref, value, ref))]
+    if node.op == "Assign":
+        ops = [(_copy_item, (ref, value))]
+    elif ref.dtype.kind == "f":
+        ops = [(_add_item, (ref, value, ref))]
+    else:  # integers (the step counter): wrapped as the kernel's ufunc wraps on overflow
+        info = np.iinfo(ref.dtype)
+        ops = [(_add_int_item, (ref, value, ref, int(info.min), 1 << info.bits))]
     o = node.outputs[0]
     if id(o) in g.ctx.outside or g.readers.get(id(o)) or g.viewed.get(id(o)):
-        ops.append((_copyto, (out, ref)))
+        ops.append((_copy_item, (out, ref)))
     return ops
 
 
