@@ -26,7 +26,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from todkit.ir.graph import TensorType
 from todkit.opset.layout import Layout
-from todkit.opset.registry import REQUIRED, WORKSPACE_FILLED, OpDef, op
+from todkit.opset.registry import REQUIRED, WORKSPACE_FILLED, WORKSPACE_PRIVATE, OpDef, op
 
 CONV_ATTRS = {
     "out_channel": REQUIRED,
@@ -154,10 +154,12 @@ def _padded_shape(geo, c):
     return geo.lay.shape(geo.n, c, h + t + b, w + l + r)
 
 
-def conv_workspace(x_shape, w_shape, a, dtype, taps: bool = True) -> list[TensorType]:
+def conv_workspace(x_shape, w_shape, a, dtype, taps: bool = True,
+                   chunked: bool = False) -> list[TensorType]:
     """Scratch of a non-depthwise convolution kernel, planned by the device runtime: the
     padded input (empty without padding) and one group's im2col columns, both flat
-    (``taps=False``: one kernel position's columns, what NHWC Conv2DBackpropInput uses)."""
+    (``taps=False``: one kernel position's columns, what NHWC Conv2DBackpropInput uses;
+    ``chunked``: one chunk of a forward's columns, ``_chunk_pixels``)."""
     geo = _Geo(x_shape, w_shape, a)
     if geo.depthwise:
         return []
@@ -167,7 +169,54 @@ def conv_workspace(x_shape, w_shape, a, dtype, taps: bool = True) -> list[Tensor
     padded = int(np.prod(_padded_shape(geo, lay.channels(x_shape)))) if any(geo.pads) else 0
     (kh, kw), (oh, ow) = geo.khw, geo.ohw
     per_tap = 1 if not taps and lay.nhwc else kh * kw
-    return [TensorType((padded,), dtype), TensorType((geo.n * oh * ow * per_tap * geo.cg,), dtype)]
+    pixels = geo.n * oh * ow
+    if chunked and _chunkable(geo):
+        pixels = _chunk_pixels(geo, np.dtype(dtype.np).itemsize)
+    return [TensorType((padded,), dtype), TensorType((pixels * per_tap * geo.cg,), dtype)]
+
+
+# A forward convolution whose columns no other node reads (a frozen layer: no filter
+# gradient shares them) makes them ~4 MB at a time: GoogleNet's 7x7/2 first layer on a
+# [16,224,224,3] batch would otherwise hold 118 MB of columns for one product.
+COLUMN_CHUNK_BYTES = 4 << 20
+
+
+def _chunkable(geo) -> bool:
+    return geo.lay.nhwc and geo.g == 1 and not _pointwise(geo) and not _single_channel(geo)
+
+
+def _chunk_pixels(geo, itemsize: int) -> int:
+    """Output pixels per chunk of columns: whole output rows, or whole samples when a
+    sample's columns fit, about ``COLUMN_CHUNK_BYTES``; never more than the whole batch."""
+    (kh, kw), (oh, ow) = geo.khw, geo.ohw
+    rows = max(1, COLUMN_CHUNK_BYTES // (ow * kh * kw * geo.cg * itemsize))
+    if rows >= oh:
+        return min(geo.n, rows // oh) * oh * ow
+    return rows * ow
+
+
+def _chunked_columns_forward(geo, xp, w2, out, flat) -> None:
+    """NHWC group-1 forward through columns made a chunk at a time (``flat`` holds one
+    chunk): each output row is the same dot products as in one whole-batch product."""
+    win = geo.windows(xp)  # (N, OH, OW, kh, kw, C)
+    n, (oh, ow), k = geo.n, geo.ohw, w2.shape[1]
+    dst = out.reshape(n, oh * ow, -1)
+    pixels = flat.size // k
+    if pixels >= oh * ow:  # whole samples per chunk
+        per = pixels // (oh * ow)
+        for s0 in range(0, n, per):
+            s1 = min(n, s0 + per)
+            cols = flat[:(s1 - s0) * oh * ow * k]
+            np.copyto(cols.reshape(win[s0:s1].shape), win[s0:s1])
+            np.matmul(cols.reshape(-1, k), w2.T, out=dst[s0:s1].reshape(-1, w2.shape[0]))
+        return
+    rows = pixels // ow
+    for s in range(n):
+        for r0 in range(0, oh, rows):
+            r1 = min(oh, r0 + rows)
+            cols = flat[:(r1 - r0) * ow * k]
+            np.copyto(cols.reshape(win[s, r0:r1].shape), win[s, r0:r1])
+            np.matmul(cols.reshape(-1, k), w2.T, out=dst[s, r0 * ow:r1 * ow])
 
 
 def columns_key(x, w_shape, a):
@@ -365,6 +414,11 @@ def _conv_forward(x, w, out, a, outs=()):
     (kh, kw), (oh, ow) = geo.khw, geo.ohw
     xp = _pad_into(geo, x, _scratch(outs, 0, int(np.prod(_padded_shape(geo, lay.channels(
         x.shape)))) if any(geo.pads) else 0, x.dtype))
+    if a.get(WORKSPACE_PRIVATE) and _chunkable(geo) and not np.may_share_memory(out, xp):
+        pixels = _chunk_pixels(geo, x.dtype.itemsize)
+        flat = _scratch(outs, 1, pixels * kh * kw * cg, x.dtype)
+        _chunked_columns_forward(geo, xp, w.reshape(geo.o, -1), out, flat)
+        return
     flat = _scratch(outs, 1, geo.n * oh * ow * kh * kw * cg, x.dtype)
     if _single_channel(geo):
         if 1 in a.get(WORKSPACE_FILLED, ()):
@@ -539,7 +593,8 @@ class Conv2D(OpDef):
         _conv_forward(ins[0], ins[1], outs[0], a, outs)
 
     def workspace(ins, a):
-        return conv_workspace(ins[0].shape, ins[1].shape, a, ins[0].dtype)
+        return conv_workspace(ins[0].shape, ins[1].shape, a, ins[0].dtype,
+                              chunked=bool(a.get(WORKSPACE_PRIVATE)))
 
     def workspace_key(node):
         return columns_key(node.inputs[0], node.inputs[1].type.shape, node.attrs)

@@ -22,7 +22,11 @@ Conventions every op follows:
   one buffer, live from the first of them to the last; the first fills it, the later ones
   are called with ``attrs[WORKSPACE_FILLED] = {k, ...}`` and read it instead of recomputing
   (Conv2DBackpropFilter reuses the forward Conv2D's columns). Without the runtime (the
-  interpreter, the eager path) the key is ignored and every kernel fills its own.
+  interpreter, the eager path) the key is ignored and every kernel fills its own. When no
+  other node in the plan shares any of a node's keyed workspaces, the runtime asks for them
+  again with ``attrs[WORKSPACE_PRIVATE] = True`` and calls the kernel with that attribute:
+  an op may then declare less scratch and work through it in pieces (a frozen Conv2D's
+  im2col columns in chunks: GoogleNet's first layer would otherwise hold 118 MB of them).
 - ``alias = {k: j}`` (optional): output ``k`` may be a view of input ``j`` (same bytes, new
   shape: Reshape, Flatten, ExpandDims, Squeeze). The device runtime binds the output as a
   reshaped view of the input, extends the input's lifetime over the view's readers and does
@@ -45,6 +49,9 @@ from todkit.core.errors import InferShapeError, OpAttrError, OpNotFoundError
 REQUIRED = object()
 # Key of the bound attributes telling a kernel which workspaces already hold their content.
 WORKSPACE_FILLED = "_workspace_filled"
+# Key of the attribute telling ``workspace`` and the kernel that no other node shares this
+# node's keyed workspaces (see ``workspace_key``).
+WORKSPACE_PRIVATE = "_workspace_private"
 
 
 class OpDef:

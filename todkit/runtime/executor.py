@@ -15,7 +15,7 @@ import numpy as np
 
 from todkit.core.errors import OpExecuteError, TodkitError
 from todkit.ir.graph import Node, Value
-from todkit.opset.registry import WORKSPACE_FILLED, get_op
+from todkit.opset.registry import WORKSPACE_FILLED, WORKSPACE_PRIVATE, get_op
 from todkit.opset.runctx import RunContext
 from todkit.runtime.planner import DEFAULT_ALIGNMENT, ArenaPlan, Buffer, plan_arena
 
@@ -199,10 +199,8 @@ class Executor:
         self.filled: dict[int, set[int]] = {}  # step -> workspaces already filled for it
         shared: dict[object, int] = {}
         spans: list[list[int]] = []
-        for step, node in enumerate(self.nodes):
-            opdef = get_op(node.op)
-            types = opdef.workspace_types([v.type for v in node.inputs], node.attrs)
-            keys = opdef.workspace_key(node) if opdef.workspace_key and types else {}
+        self.private: set[int] = set()  # steps whose keyed workspaces no other node shares
+        for step, _, types, keys in self._workspace_keys():
             for k, t in enumerate(types):
                 key = (keys[k], t) if k in keys else None
                 if key is not None and key in shared:
@@ -228,6 +226,26 @@ class Executor:
         self._call_step: list[int] = []
         self._pos: list[int] = [0]
         self._fused: dict[int, tuple | None] = {}
+
+    def _workspace_keys(self):
+        """(step, node, workspace types, {k: key}) per node; a node none of whose keyed
+        workspaces another node shares is asked again with ``WORKSPACE_PRIVATE`` (it may
+        then declare less) and has no keys."""
+        found, users = [], {}
+        for step, node in enumerate(self.nodes):
+            opdef = get_op(node.op)
+            types = opdef.workspace_types([v.type for v in node.inputs], node.attrs)
+            keys = opdef.workspace_key(node) if opdef.workspace_key and types else {}
+            found.append((step, node, types, keys))
+            for k, key in keys.items():
+                users[(key, types[k])] = users.get((key, types[k]), 0) + 1
+        for i, (step, node, types, keys) in enumerate(found):
+            if keys and all(users[(key, types[k])] == 1 for k, key in keys.items()):
+                self.private.add(step)
+                attrs = {**node.attrs, WORKSPACE_PRIVATE: True}
+                found[i] = (step, node, get_op(node.op).workspace_types(
+                    [v.type for v in node.inputs], attrs), {})
+        return found
 
     def bind(self, arena: np.ndarray) -> None:
         """Cut this plan's views out of ``arena`` and pre-bind every kernel (once, at build)."""
@@ -258,6 +276,8 @@ class Executor:
             attrs = node.attrs
             if step in self.filled:
                 attrs = {**attrs, WORKSPACE_FILLED: frozenset(self.filled[step])}
+            if step in self.private:
+                attrs = {**attrs, WORKSPACE_PRIVATE: True}
             bound.append((kernel, ins, outs + [ws[k] for k in range(len(ws))], attrs))
         self.views = views
         self.bound = bound
