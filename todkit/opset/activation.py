@@ -39,6 +39,7 @@ def _relu_rows(x: np.ndarray, out: np.ndarray) -> None:
 
 @op
 class ReLU(OpDef):
+    inplace = {0: 0}
     infer = float_like
 
     def kernel(ins, outs, a, rt):
@@ -58,6 +59,8 @@ class ReLU(OpDef):
 class ReluGrad(OpDef):
     """dx = dy where y > 0 else 0 (inputs dy, y)."""
 
+    inplace = {0: 0}
+
     infer = pair_of_same
 
     def kernel(ins, outs, a, rt):
@@ -67,6 +70,7 @@ class ReluGrad(OpDef):
 
 @op
 class Sigmoid(OpDef):
+    inplace = {0: 0}
     infer = float_like
 
     def kernel(ins, outs, a, rt):
@@ -129,6 +133,7 @@ class TanhGrad(OpDef):
 # ReLU6Grad / HSwishGrad / HSigmoidGrad take (dy, x)) --------------------------------------
 @op
 class ReLU6(OpDef):
+    inplace = {0: 0}
     infer = float_like
 
     def kernel(ins, outs, a, rt):
@@ -142,6 +147,8 @@ class ReLU6(OpDef):
 @op
 class ReLU6Grad(OpDef):
     """dx = dy where 0 < x < 6 else 0 (inputs dy, x)."""
+
+    inplace = {0: 0}
 
     infer = pair_of_same
 

@@ -42,6 +42,8 @@ def _negate(g, d):
 
 @op
 class Add(OpDef):
+    inplace = {0: 0}
+
     def infer(ins, a):
         return _broadcast_type(ins)
 
@@ -57,6 +59,8 @@ class Add(OpDef):
 
 @op
 class Sub(OpDef):
+    inplace = {0: 0}
+
     def infer(ins, a):
         return _broadcast_type(ins)
 
@@ -74,6 +78,8 @@ class Sub(OpDef):
 
 @op
 class Mul(OpDef):
+    inplace = {0: 0}
+
     def infer(ins, a):
         return _broadcast_type(ins)
 

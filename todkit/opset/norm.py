@@ -395,6 +395,7 @@ class BatchNorm(OpDef):
 
     attrs = dict(BN_ATTRS)
     mutates = (3, 4)
+    inplace = {0: 0}
 
     @classmethod
     def mutated(cls, attrs):

@@ -94,7 +94,9 @@ def rewrite_conv_norm(ex, ctx) -> dict:
     for n in ex.nodes:
         for v in n.inputs:
             readers[id(v)] = readers.get(id(v), 0) + 1
-    viewed = {id(root) for root in ex.aliases.values()}
+    # Roots viewed by other values (in-place outputs, ``ex.inplace``, are the chain's own
+    # next writes, not readers of the old bytes).
+    viewed = {id(root) for k, root in ex.aliases.items() if k not in ex.inplace}
     fused: dict = {}
     step = 0
     while step < len(ex.nodes) - 1:

@@ -115,7 +115,8 @@ class _Graph:
                 self.readers.setdefault(id(v), []).append(step)
         self.viewed: dict[int, set[int]] = {}  # id(root) -> ids of values viewing its bytes
         for k, root in ex.aliases.items():
-            self.viewed.setdefault(id(root), set()).add(k)
+            if k not in ex.inplace:  # an in-place output writes the bytes, it reads nothing
+                self.viewed.setdefault(id(root), set()).add(k)
 
     def own(self, step: int, op: str) -> bool:
         """Node ``step`` is ``op``, not yet replaced, bound to the op's own kernel."""

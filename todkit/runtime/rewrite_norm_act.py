@@ -100,7 +100,9 @@ def _fusible(ex, ctx, step: int, readers: dict[int, int], viewed: set[int]) -> b
 def rewrite_norm_act(ex, ctx) -> dict:
     """{BatchNorm step: fused call, activation step: None} for every fusible pair."""
     readers = _readers(ex.nodes)
-    viewed = {id(root) for root in ex.aliases.values()}
+    # Roots viewed by other values (in-place outputs, ``ex.inplace``, are the chain's own
+    # next writes, not readers of the old bytes).
+    viewed = {id(root) for k, root in ex.aliases.items() if k not in ex.inplace}
     fused: dict = {}
     for step in range(len(ex.nodes) - 1):
         if step in fused or not _fusible(ex, ctx, step, readers, viewed):
