@@ -13,6 +13,7 @@ from todkit.ir.graph import Graph, TensorType
 from todkit.opset import emit
 from todkit.opset.interpret import interpret
 from todkit.opset.registry import OPS
+from todkit.opset.runctx import RunContext
 from todkit.runtime import Session
 
 
@@ -98,3 +99,35 @@ def test_train_steps_with_inplace_outputs_match_the_interpreter(relu_inplace):
             interpret(ref, {ref.inputs[0]: x, ref.inputs[1]: y})
         for a, b in zip(g.consts, ref.consts):
             np.testing.assert_allclose(a.data, b.data, rtol=1e-5, atol=1e-6)
+
+
+def frozen_block(training: bool) -> Graph:
+    """A frozen backbone block as MobileNetV2's: 1x1 Conv2D -> BatchNorm -> ReLU6 -> Add."""
+    rng = np.random.default_rng(4)
+    g = Graph("block")
+    x = g.add_input("x", TensorType((2, 6, 6, 4), dtypes.float32))
+    w = g.add_const("w", rng.normal(size=(8, 1, 1, 4)).astype(np.float32))
+    vec = [g.add_const(k, v.astype(np.float32)) for k, v in (
+        ("gamma", rng.uniform(0.5, 2, 8)), ("beta", rng.normal(size=8)),
+        ("mean", rng.normal(size=8)), ("var", rng.uniform(0.5, 2, 8)))]
+    conv_attrs = {"format": "NHWC", "group": 1, "stride": (1, 1), "dilation": (1, 1),
+                  "pad_mode": "valid", "pad_list": (0, 0, 0, 0), "kernel_size": (1, 1),
+                  "out_channel": 8, "mode": 1}
+    c = emit(g, "Conv2D", [x, w], conv_attrs, name="conv").outputs[0]
+    bn = emit(g, "BatchNorm", [c, *vec], {"is_training": training, "data_format": "NHWC"},
+              name="bn").outputs[0]
+    r = emit(g, "ReLU6", [bn], name="relu6").outputs[0]
+    s = emit(g, "Add", [r, r], name="add").outputs[0]
+    g.outputs = [s]
+    return g
+
+
+def test_a_frozen_block_runs_in_one_buffer():
+    g, ref = frozen_block(False), frozen_block(False)
+    x = np.random.default_rng(2).normal(size=(2, 6, 6, 4)).astype(np.float32)
+    s, got = run(g, x)
+    ex = s.eval
+    conv, bn, relu6, add = (ex.array(value(g, k)) for k in ("conv", "bn", "relu6", "add"))
+    assert all(np.shares_memory(conv, a) for a in (bn, relu6, add))
+    want = interpret(ref, {ref.inputs[0]: x}, RunContext(training=False))[0]  # eval mode
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
