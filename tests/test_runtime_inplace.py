@@ -131,3 +131,20 @@ def test_a_frozen_block_runs_in_one_buffer():
     assert all(np.shares_memory(conv, a) for a in (bn, relu6, add))
     want = interpret(ref, {ref.inputs[0]: x}, RunContext(training=False))[0]  # eval mode
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_every_graph_output_holds_its_value_after_a_train_step():
+    # A graph output the train roles do not list (here Adam's advanced beta1 power, an
+    # Assign's output) must be kept alive to the end of the step like the loss.
+    g = train_graph("adam")
+    assign = next(n for n in g.nodes if n.op == "Assign")
+    g.outputs = [*g.outputs, assign.outputs[0]]
+    power = assign.inputs[0]
+    s = Session(g)
+    rng = np.random.default_rng(0)
+    x_in, y_in = g.inputs
+    for traced in (False, True, False):  # the fused calls and the per-node kernels
+        s.array(x_in)[...] = rng.normal(size=x_in.type.shape)
+        s.array(y_in)[...] = rng.integers(0, 3, size=y_in.type.shape)
+        s.run_step(before=(lambda *args: None) if traced else None)
+        np.testing.assert_array_equal(s.array(assign.outputs[0]), power.data)

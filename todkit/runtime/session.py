@@ -160,7 +160,8 @@ class Session:
                     base = align_up(base + grp.nbytes, alignment)
                     pinned.update(dict.fromkeys(grp.grad_ids))  # placed once the arena exists
             self.train = Executor("train", order, pinned,
-                                  roles.train_outputs + roles.eval_outputs + deferred,
+                                  roles.train_outputs + roles.eval_outputs
+                                  + list(graph.outputs) + deferred,
                                   training=True, base=base, alignment=alignment)
             self.update_start = len(split[0]) if split else len(order)
             self._deferred = deferred
