@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.test_runtime_graphs import GRAD, LOSS, NET, _adam, f32
+from tests.test_runtime_graphs import GRAD, NET, _adam, f32, sparse_ce
 from todkit.core import dtypes
 from todkit.ir.graph import Graph, TensorType
 from todkit.opset import emit
@@ -55,12 +55,7 @@ def transposed_dense_graph(shape=(4, 5, 6, 3), perm=(0, 3, 1, 2), out=3, weight_
         mm = emit(g, "MatMul", [fed, w], {"transpose_b": not weight_kn},
                   name=f"{NET}/MatMul-op0").outputs[0]
     logits = emit(g, "BiasAdd", [mm, b], name=f"{NET}/BiasAdd-op0").outputs[0]
-    loss = emit(g, "SparseSoftmaxCrossEntropyWithLogits", [logits, label],
-                name=f"{LOSS}/SparseSoftmaxCrossEntropyWithLogits-op0").outputs[0]
-    dlogits = emit(g, "SparseSoftmaxCrossEntropyWithLogits", [logits, label], {"is_grad": True},
-                   name=f"{GRAD}/_loss_fn-SoftmaxCrossEntropyWithLogits/Grad_SparseSoftmax"
-                        "CrossEntropyWithLogits/SparseSoftmaxCrossEntropyWithLogits-op0"
-                   ).outputs[0]
+    loss, dlogits = sparse_ce(g, logits, label)
     grad_name = f"{GRAD}/_backbone-Tiny/fc-Dense/Grad_MatMul/MatMul-op0"
     if weight_left:  # dW = dY^T @ r ([out, K]) or r^T @ dY ([K, out]), dY^T made by a node
         dmm_t = emit(g, "Transpose", [dlogits], {"perm": (1, 0)},

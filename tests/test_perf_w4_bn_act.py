@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.test_runtime_graphs import GRAD, LOSS, OPT, f32
+from tests.test_runtime_graphs import GRAD, OPT, f32, sparse_ce
 from todkit.core import dtypes
 from todkit.ir.graph import Graph, TensorType
 from todkit.opset import emit, norm
@@ -62,12 +62,7 @@ def net_graph(seed: int = 0) -> Graph:
     logits = emit(g, "MatMul", [pooled, w], {"transpose_b": True},
                   name=f"{NET}/fc-Dense/MatMul-op0").outputs[0]
     label = g.add_input("inputs1", TensorType((N,), dtypes.int32))
-    loss = emit(g, "SparseSoftmaxCrossEntropyWithLogits", [logits, label],
-                name=f"{LOSS}/SparseSoftmaxCrossEntropyWithLogits-op0").outputs[0]
-    dlogits = emit(g, "SparseSoftmaxCrossEntropyWithLogits", [logits, label], {"is_grad": True},
-                   name=f"{GRAD}/_loss_fn-SoftmaxCrossEntropyWithLogits/Grad_SparseSoftmax"
-                        "CrossEntropyWithLogits/SparseSoftmaxCrossEntropyWithLogits-op0"
-                   ).outputs[0]
+    loss, dlogits = sparse_ce(g, logits, label)
     dw = emit(g, "MatMul", [dlogits, pooled], {"transpose_a": True},
               name=f"{GRAD}/_backbone-Net/fc-Dense/Grad_MatMul/MatMul-op0").outputs[0]
     scope = OPT.format("SGD")

@@ -38,16 +38,22 @@ def inference_graph(seed: int = 0) -> Graph:
     return g
 
 
-def train_graph(optimizer: str = "adam", seed: int = 0, lr: float | None = None) -> Graph:
-    g = Graph(f"tiny_{optimizer}_train")
-    x, w, b, logits = dense_forward(g, seed)
-    label = g.add_input("inputs1", TensorType((BATCH,), dtypes.int32))
+def sparse_ce(g: Graph, logits, label):
+    """The loss and its gradient, as MindSpore's WithLossCell / GradOperation name them."""
     loss = emit(g, "SparseSoftmaxCrossEntropyWithLogits", [logits, label],
                 name=f"{LOSS}/SparseSoftmaxCrossEntropyWithLogits-op0").outputs[0]
     dlogits = emit(g, "SparseSoftmaxCrossEntropyWithLogits", [logits, label], {"is_grad": True},
                    name=f"{GRAD}/_loss_fn-SoftmaxCrossEntropyWithLogits/Grad_SparseSoftmax"
                         "CrossEntropyWithLogits/SparseSoftmaxCrossEntropyWithLogits-op0"
                    ).outputs[0]
+    return loss, dlogits
+
+
+def train_graph(optimizer: str = "adam", seed: int = 0, lr: float | None = None) -> Graph:
+    g = Graph(f"tiny_{optimizer}_train")
+    x, w, b, logits = dense_forward(g, seed)
+    label = g.add_input("inputs1", TensorType((BATCH,), dtypes.int32))
+    loss, dlogits = sparse_ce(g, logits, label)
     dw = emit(g, "MatMul", [dlogits, x], {"transpose_a": True},
               name=f"{GRAD}/_backbone-Tiny/fc-Dense/Grad_MatMul/MatMul-op0").outputs[0]
     db = emit(g, "BiasAddGrad", [dlogits],

@@ -83,9 +83,8 @@ def _blocked(update, arrays: list[np.ndarray], scratch: np.ndarray | None, block
         update(*[f[lo:hi] for f in flat], tmp[:hi - lo], *scalars)
 
 
-def _adam_update(p, m, v, g, tmp, c1, c2, eps, lr_t, b1, nesterov):
-    """nnacl's DoAdam on one block: m += (g - m) * (1 - b1); v += (g*g - v) * (1 - b2);
-    p -= lr_t * num / (sqrt(v) + eps), num = m (nesterov: m*b1 + (1 - b1)*g)."""
+def _adam_moments(m, v, g, tmp, c1, c2):
+    """m += (g - m) * c1; v += (g*g - v) * c2 (c = 1 - beta), in place, through ``tmp``."""
     np.subtract(g, m, out=tmp)
     tmp *= c1
     m += tmp
@@ -93,6 +92,12 @@ def _adam_update(p, m, v, g, tmp, c1, c2, eps, lr_t, b1, nesterov):
     tmp -= v
     tmp *= c2
     v += tmp
+
+
+def _adam_update(p, m, v, g, tmp, c1, c2, eps, lr_t, b1, nesterov):
+    """nnacl's DoAdam on one block: m += (g - m) * (1 - b1); v += (g*g - v) * (1 - b2);
+    p -= lr_t * num / (sqrt(v) + eps), num = m (nesterov: m*b1 + (1 - b1)*g)."""
+    _adam_moments(m, v, g, tmp, c1, c2)
     if nesterov:
         num = np.multiply(m, b1)
         num += c1 * g
@@ -120,13 +125,7 @@ def _momentum_update(p, accum, g, step, lr, mom, nesterov):
 
 def _adam_weight_decay_update(p, m, v, g, tmp, c1, c2, eps, lr, decay):
     """The moments as Adam's; p -= lr * (m / (sqrt(v) + eps) + decay*p)."""
-    np.subtract(g, m, out=tmp)
-    tmp *= c1
-    m += tmp
-    np.multiply(g, g, out=tmp)
-    tmp -= v
-    tmp *= c2
-    v += tmp
+    _adam_moments(m, v, g, tmp, c1, c2)
     np.sqrt(v, out=tmp)
     tmp += eps
     np.divide(m, tmp, out=tmp)
