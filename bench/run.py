@@ -188,7 +188,8 @@ def main(argv=None) -> int:
                     help="processes per cell (median of their medians); the cores are shared")
     ap.add_argument("--venvs", default=os.environ.get("BENCH_VENVS", "/work/venvs"))
     ap.add_argument("--src", default=str(ROOT),
-                    help="todkit source tree put first on the children's PYTHONPATH")
+                    help="root of the todkit checkout put first on the children's "
+                         "PYTHONPATH (e.g. a `git worktree add` of an older commit)")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--timeout", type=float, default=240.0, help="seconds per child process")
     args = ap.parse_args(argv)
@@ -202,6 +203,11 @@ def main(argv=None) -> int:
         if fw not in FRAMEWORKS:
             ap.error(f"unknown framework {fw}; known: {', '.join(FRAMEWORKS)}")
     src = Path(args.src).resolve()
+    if not (src / "todkit" / "__init__.py").is_file():
+        if (src / "__init__.py").is_file() and src.name == "todkit":
+            src = src.parent  # the package folder given: its checkout root goes on the path
+        else:
+            ap.error(f"--src {args.src}: no todkit package there (give a checkout's root)")
     t_start = time.perf_counter()
     print(f"todkit benchmark (issue 6): {platform.node()}, {os.cpu_count()} CPUs, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')!s} "
