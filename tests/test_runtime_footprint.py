@@ -116,3 +116,20 @@ def test_an_empty_file_is_refused_with_its_name(tmp_path):
     path.write_bytes(b"")
     with pytest.raises(GraphFileError, match="empty.ms"):
         read_ms_file(path)
+
+
+def test_a_file_that_cannot_be_mapped_is_read(tmp_path, monkeypatch):
+    from todkit.formats.ms import read as ms_read
+
+    def refuse(cls, f):
+        raise OSError("mmap: not supported here")
+
+    monkeypatch.setattr(ms_read.MappedFile, "__new__", refuse)
+    path = tmp_path / "tiny.ms"
+    write_ms(train_graph("momentum"), path)
+    with open(path, "rb") as f:
+        f.read()  # the digest leaves the file at its end
+        raw = ms.map_file(f)
+    assert raw == path.read_bytes()
+    assert [n.op for n in read_ms_file(path).graph.nodes] == [
+        n.op for n in ms.read(path.read_bytes()).graph.nodes]

@@ -123,7 +123,13 @@ def _map_open(f, path) -> MappedFile | bytes:
     size = os.fstat(f.fileno()).st_size
     if size > fbread.MAX_BUFFER:
         raise GraphFileError(f"{path}: invalid .ms file: {size} bytes exceeds the 2 GB limit")
-    return MappedFile(f) if size else b""
+    if not size:
+        return b""
+    try:
+        return MappedFile(f)
+    except (OSError, ValueError):  # a file system that cannot map: read it whole
+        f.seek(0)
+        return f.read()
 
 
 def read(src, where: str | None = None) -> MsModel:
