@@ -119,12 +119,12 @@ def test_an_empty_file_is_refused_with_its_name(tmp_path):
 
 
 def test_a_file_that_cannot_be_mapped_is_read(tmp_path, monkeypatch):
-    from todkit.formats.ms import read as ms_read
+    from todkit.formats.ms.read import MappedFile
 
     def refuse(cls, f):
         raise OSError("mmap: not supported here")
 
-    monkeypatch.setattr(ms_read.MappedFile, "__new__", refuse)
+    monkeypatch.setattr(MappedFile, "__new__", refuse)
     path = tmp_path / "tiny.ms"
     write_ms(train_graph("momentum"), path)
     with open(path, "rb") as f:
