@@ -88,13 +88,15 @@ class MaxPoolGrad(OpDef):
     infer = _pool_grad_infer
 
     def workspace(ins, a):
-        """The tiled path's scratch (tap-major planes, their max, the hit masks)."""
+        """The tiled path's scratch (the windows' max, the hit masks; the tap-major planes
+        are made in the output's own buffer)."""
         x = ins[0]
         if not _tiles(x.shape, a):
             return []
-        y = pooled_type(x, a).shape
-        return [TensorType((x.size,), x.dtype), TensorType(y, x.dtype),
-                TensorType((x.size,), dtypes.bool_), TensorType(y, dtypes.bool_)]
+        y = pooled_type(x, a)
+        kk = int(np.prod(pair(a["kernel_size"])))
+        return [TensorType(y.shape, x.dtype), TensorType((kk * y.size,), dtypes.bool_),
+                TensorType(y.shape, dtypes.bool_)]
 
     def kernel(ins, outs, a, rt):
         x, _, dy = ins
@@ -156,11 +158,12 @@ def _tiles(x_shape, a) -> bool:
 def _tiled_max_pool_grad(x, dy, out, a, scratch=()) -> bool:
     """MaxPoolGrad when the windows tile the input (stride = kernel, no padding), as LeNet's
     2x2/2 pools. The windows are a reshaped view of x; one copy puts them tap-major
-    (kh*kw contiguous planes shaped like dy), where the max, the first tap equal to it and
-    the routing of dy are whole-plane operations; one copy puts the result back. Same bits
-    as the general path (returns False, nothing written, for overlapping or padded windows
-    and for NaN maxima, which the general path's ">" scan treats its own way). ``scratch``:
-    the planned workspaces (MaxPoolGrad.workspace), else fresh arrays."""
+    (kh*kw contiguous planes shaped like dy) in ``out``'s own buffer, where the max, the
+    first tap equal to it and the hit masks are whole-plane operations; then dy times the
+    masks is written through the windows' view of ``out``. Same bits as the general path
+    (returns False, ``out`` holding garbage, for overlapping or padded windows and for NaN
+    maxima, which the general path's ">" scan treats its own way). ``scratch``: the planned
+    workspaces (MaxPoolGrad.workspace), else fresh arrays."""
     (kh, kw), (sh, sw) = pair(a["kernel_size"]), pair(a["strides"])
     if (kh, kw) != (sh, sw):
         return False
@@ -168,26 +171,19 @@ def _tiled_max_pool_grad(x, dy, out, a, scratch=()) -> bool:
     if any(pads):
         return False
     lay = Layout(a["format"])
-    n, kk = x.shape[0], kh * kw
-    if lay.nhwc:
-        c = x.shape[3]
-
-        def taps(t):  # (kh, kw, N, OH, OW, C) view of the covered part
-            return t[:, :oh * kh, :ow * kw].reshape(n, oh, kh, ow, kw, c).transpose(
-                2, 4, 0, 1, 3, 5)
+    kk = kh * kw
+    taps = _tile_taps(lay, x.shape[0], (oh, ow), (kh, kw))
+    if len(scratch) == 3:
+        best, hit, taken = scratch
+        hit = hit.reshape((kk,) + dy.shape)
     else:
-        c = x.shape[1]
-
-        def taps(t):  # (kh, kw, N, C, OH, OW)
-            return t[:, :, :oh * kh, :ow * kw].reshape(n, c, oh, kh, ow, kw).transpose(
-                3, 5, 0, 1, 2, 4)
-    if len(scratch) == 4:
-        planes, best, hit, taken = scratch
-        planes, hit = planes.reshape((kk,) + dy.shape), hit.reshape((kk,) + dy.shape)
-    else:
-        planes, best = np.empty((kk,) + dy.shape, x.dtype), np.empty(dy.shape, x.dtype)
-        hit, taken = np.empty(planes.shape, bool), np.empty(dy.shape, bool)
-    np.copyto(planes.reshape((kh, kw) + dy.shape), taps(x))
+        best, hit, taken = (np.empty(dy.shape, x.dtype), np.empty((kk,) + dy.shape, bool),
+                            np.empty(dy.shape, bool))
+    # The output's buffer holds the planes until the masks are made (saves x's size of
+    # scratch, the largest buffer alive at LeNet's pool1 gradient).
+    planes = (out.reshape(-1)[:kk * dy.size] if out.flags.c_contiguous
+              else np.empty(kk * dy.size, x.dtype)).reshape((kk,) + dy.shape)
+    _copy_windows(lay, taps, x, planes.reshape((kh, kw) + dy.shape))
     np.maximum.reduce(planes, axis=0, out=best)
     if np.isnan(best).any():
         return False
@@ -196,17 +192,53 @@ def _tiled_max_pool_grad(x, dy, out, a, scratch=()) -> bool:
     for k in range(1, kk):  # ties: only the first tap equal to the max takes dy
         np.greater(hit[k], taken, out=hit[k])  # hit and not taken
         taken |= hit[k]
+    dst = taps(out)
+    hits = hit.reshape((kh, kw) + dy.shape)
     if np.isfinite(dy).all():  # hit * dy: 20x faster than a masked copy
-        np.multiply(hit, dy, out=planes)
+        np.multiply(hits, dy, out=dst)
     else:  # inf * False would be NaN
-        planes.fill(0)
-        np.copyto(planes, dy, where=hit)
+        dst[...] = 0
+        np.copyto(dst, dy, where=hits)
+    _zero_uncovered(lay, out, (oh * kh, ow * kw))
     # + 0 turns every -0.0 into +0.0, as the general path's zeros-plus-where() does.
-    np.add(planes, 0, out=planes)
-    if lay.hw(out.shape) != (oh * kh, ow * kw):
-        out[...] = 0  # rows/columns no window covers
-    taps(out)[...] = planes.reshape((kh, kw) + dy.shape)
+    np.add(out, 0, out=out)
     return True
+
+
+def _tile_taps(lay, n, ohw, khw):
+    """The (kh, kw, ...dy's shape) view of the windows of an input or output array."""
+    (oh, ow), (kh, kw) = ohw, khw
+    if lay.nhwc:
+        def taps(t):  # (kh, kw, N, OH, OW, C) view of the covered part
+            return t[:, :oh * kh, :ow * kw].reshape(n, oh, kh, ow, kw, t.shape[3]).transpose(
+                2, 4, 0, 1, 3, 5)
+    else:
+        def taps(t):  # (kh, kw, N, C, OH, OW)
+            return t[:, :, :oh * kh, :ow * kw].reshape(n, t.shape[1], oh, kh, ow, kw).transpose(
+                3, 5, 0, 1, 2, 4)
+    return taps
+
+
+def _copy_windows(lay, taps, x, dst) -> None:
+    """``dst[...] = taps(x)``. NHWC moves each pixel's C channels as one opaque item (a
+    void view): LeNet's pool1 (C 6) 76 -> 44 us, the copy's inner loop being C long."""
+    c = x.shape[3] if lay.nhwc else 0
+    if c and x.flags.c_contiguous and dst.flags.c_contiguous:
+        item = np.dtype((np.void, c * x.itemsize))
+        np.copyto(dst.view(item), taps(x.view(item)))
+        return
+    np.copyto(dst, taps(x))
+
+
+def _zero_uncovered(lay, out, covered) -> None:
+    """Zero the rows and columns no window covers (an odd size under a 2x2/2 pool)."""
+    ch, cw = covered
+    if lay.nhwc:
+        out[:, ch:] = 0
+        out[:, :ch, cw:] = 0
+    else:
+        out[:, :, ch:] = 0
+        out[:, :, :ch, cw:] = 0
 
 
 def _window_counts(x, a, dtype):
