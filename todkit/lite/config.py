@@ -18,7 +18,8 @@ class ModelType(enum.IntEnum):
 
 @dataclass
 class CPUDeviceInfo:
-    """``thread_num``: the BLAS threads a step's matrix products use (``Context.blas_threads``);
+    """``thread_num``: the threads a step uses (``Context.blas_threads``): BLAS's, and with
+    more than one, large calls split into pieces on a worker pool (runtime/rewrite_parallel.py);
     0 (Lite's "default") means 1. The other fields are recorded only."""
 
     thread_num: int = 0
@@ -29,7 +30,7 @@ class CPUDeviceInfo:
 
 class Context:
     """mindspore_lite.Context: ``target`` devices and per-device settings; ``thread_num`` sets
-    the BLAS threads of a step (default 1), the rest is recorded."""
+    the threads of a step (default 1), the rest is recorded."""
 
     def __init__(self, thread_num: int | None = None):
         self.target: list[str] = ["cpu"]
@@ -47,11 +48,11 @@ class Context:
 
     @property
     def blas_threads(self) -> int:
-        """BLAS threads a step runs with (``Session(blas_threads=)``): ``thread_num``, or 1
-        when it is 0 (unset). One is the default because the kernels are many small
-        products: on the 2-core bench machine a second thread made W2 (LeNet) 63.7 ms per
-        step against 9.7 on one, and W3's 32x150528 by 10 products 8-16 ms against 2.0-2.6
-        (bench/README.md)."""
+        """Threads a step runs with (``Session(blas_threads=)``: BLAS's, and the worker pool
+        that splits large calls when more than one): ``thread_num``, or 1 when it is 0
+        (unset). One is the default because the kernels are many small products: on the
+        2-core bench machine a second thread made W2 (LeNet) 63.7 ms per step against 9.7
+        on one, and W3's 32x150528 by 10 products 8-16 ms against 2.0-2.6 (bench/README.md)."""
         n = self.cpu.thread_num
         return n if n > 0 else 1
 

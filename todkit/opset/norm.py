@@ -67,6 +67,27 @@ _ROW = 8192
 # Largest |beta - mean * scale| for which BatchNorm normalises as x * scale + shift (its
 # absolute error stays within ~2 * _FOLD_MAX ulps of 1: float32 rounding of the output).
 _FOLD_MAX = 8.0
+# Attribute key of a parallel context (runtime/workers.Parallel, put there by
+# runtime/rewrite_parallel.py when a session has several threads): ``run(fn, count)`` calls
+# ``fn(part, lo, hi)`` on contiguous ranges of ``range(count)`` at once, ``scratch(part,
+# size, dtype)`` is a flat array private to part >= 1. The block loops below run their
+# blocks in such ranges: every block's arithmetic is the same, per-block partial results
+# land in their own rows and are combined afterwards in block order, so the results are
+# the serial loop's bit for bit.
+PARALLEL = "_parallel"
+
+
+class _Serial:
+    """The loops' default: one part, in the caller."""
+
+    parts = 1
+
+    @staticmethod
+    def run(fn, count: int) -> None:
+        fn(0, 0, count)
+
+
+SERIAL = _Serial()
 
 
 class _Blocks:
@@ -123,10 +144,14 @@ class _Blocks:
     def slots(self, wide: np.ndarray) -> list[np.ndarray]:
         """Per-block views of a wide per-channel vector (``wide``), 1-D: what a block's
         reduction writes or adds into."""
+        return [wide[s0:s1] for s0, s1 in self.slot_bounds()]
+
+    def slot_bounds(self) -> list[tuple[int, int]]:
+        """(start, stop) of each block's slot in a wide vector (``slots``)."""
         if self.last:
             kc = self.k * self.c
-            return [wide[:kc if (r1 - r0) % self.k == 0 else self.c] for r0, r1 in self.spans]
-        return [wide[c0:c1] for _, _, c0, c1 in self.spans]
+            return [(0, kc if (r1 - r0) % self.k == 0 else self.c) for r0, r1 in self.spans]
+        return [(c0, c1) for _, _, c0, c1 in self.spans]
 
     def vec(self, v: np.ndarray) -> list[np.ndarray]:
         """Per-block views of the per-channel vector ``v`` that broadcast against the blocks."""
@@ -171,31 +196,40 @@ class _Blocks:
         np.dot(ones[:b.shape[0]], b, out=w)
         np.add.reduce(w.reshape(-1, self.c), axis=0, out=out)
 
-    def moments(self, xs, ss, parts: np.ndarray, mean: np.ndarray, var: np.ndarray) -> None:
+    def moments(self, xs, ss, parts: np.ndarray, mean: np.ndarray, var: np.ndarray,
+                par=SERIAL) -> None:
         """``mean`` and the biased ``var`` [C] reading the input once from memory: each block
         is summed, then centred on its own per-channel mean and its squares summed while it
         is in cache; the blocks' sums and centred sums of squares are combined in float64
         (Chan et al.'s parallel formula: exact but for the rounding of the centring values).
         ``parts``: flat scratch of 2 * groups * C values. (Two full passes, mean then
         (x - mean)^2, read the input twice; a plain sum of squares cancels when |mean| >>
-        std.)"""
+        std.) ``par``: blocks in parallel parts (``PARALLEL``), each with its own scratch
+        (``ss`` is part 0's)."""
         g = len(self.counts)
         sums = parts[:g * self.c].reshape(g, self.c)
         sq = parts[g * self.c:2 * g * self.c].reshape(g, self.c)
         dtype = xs[0].dtype
         counts = np.array(self.counts, dtype=dtype)
-        wide, centre = self.wide(dtype), self.wide(dtype)
-        ones = np.ones(max((b.shape[0] for b in xs), default=0), dtype)
-        for xb, sb, s_, q_, (g0, _) in zip(xs, ss, self.parts(sums), self.parts(sq), self.groups):
-            self._reduce(xb, wide, ones, s_)
-            if self.last:
-                c_ = centre[:xb.shape[1]]
-                np.divide(s_, counts[g0], out=c_.reshape(-1, self.c))  # tiled k times
-            else:
-                c_ = np.divide(s_, counts[g0], out=centre[:s_.size])[:, None]
-            np.subtract(xb, c_, out=sb)
-            np.multiply(sb, sb, out=sb)
-            self._reduce(sb, wide, ones, q_)
+        rows = max((b.shape[0] for b in xs), default=0)
+        s_parts, q_parts = self.parts(sums), self.parts(sq)
+
+        def run(part, lo, hi):
+            own = ss[lo:hi] if part == 0 else self.scratch(
+                par.scratch(part, self.scratch_size, dtype), xs[lo:hi])
+            wide, centre, ones = self.wide(dtype), self.wide(dtype), np.ones(rows, dtype)
+            for i, sb in zip(range(lo, hi), own):
+                xb, s_, q_, g0 = xs[i], s_parts[i], q_parts[i], self.groups[i][0]
+                self._reduce(xb, wide, ones, s_)
+                if self.last:
+                    c_ = centre[:xb.shape[1]]
+                    np.divide(s_, counts[g0], out=c_.reshape(-1, self.c))  # tiled k times
+                else:
+                    c_ = np.divide(s_, counts[g0], out=centre[:s_.size])[:, None]
+                np.subtract(xb, c_, out=sb)
+                np.multiply(sb, sb, out=sb)
+                self._reduce(sb, wide, ones, q_)
+        par.run(run, len(xs))
         # The centring values, recomputed exactly as the loop made them (same division).
         n64 = counts.astype(np.float64)[:, None]
         total = float(n64.sum())
@@ -208,23 +242,31 @@ class _Blocks:
         np.copyto(mean, m64, casting="same_kind")
         np.divide(m2, total, out=var, casting="same_kind")
 
-    def affine(self, xs, ys, scale, shift, act=None) -> None:
+    def affine(self, xs, ys, scale, shift, act=None, par=SERIAL) -> None:
         """y = x * scale + shift, per channel, block by block; then ``act(block)``."""
-        for xb, yb, s, t in zip(xs, ys, self.vec(scale), self.vec(shift)):
-            np.multiply(xb, s, out=yb)
-            yb += t
-            if act is not None:
-                act(yb)
+        ss, ts = self.vec(scale), self.vec(shift)
 
-    def normalize(self, xs, ys, mean, scale, shift, act=None) -> None:
+        def run(part, lo, hi):
+            for xb, yb, s, t in zip(xs[lo:hi], ys[lo:hi], ss[lo:hi], ts[lo:hi]):
+                np.multiply(xb, s, out=yb)
+                yb += t
+                if act is not None:
+                    act(yb)
+        par.run(run, len(xs))
+
+    def normalize(self, xs, ys, mean, scale, shift, act=None, par=SERIAL) -> None:
         """y = (x - mean) * scale + shift, per channel, block by block; then ``act(block)``
         (in place) while the block is in cache: a following activation fused in."""
-        for xb, yb, m, s, t in zip(xs, ys, self.vec(mean), self.vec(scale), self.vec(shift)):
-            np.subtract(xb, m, out=yb)
-            yb *= s
-            yb += t
-            if act is not None:
-                act(yb)
+        ms, ss, ts = self.vec(mean), self.vec(scale), self.vec(shift)
+
+        def run(part, lo, hi):
+            for xb, yb, m, s, t in zip(xs[lo:hi], ys[lo:hi], ms[lo:hi], ss[lo:hi], ts[lo:hi]):
+                np.subtract(xb, m, out=yb)
+                yb *= s
+                yb += t
+                if act is not None:
+                    act(yb)
+        par.run(run, len(xs))
 
 
 @lru_cache(maxsize=256)
@@ -249,7 +291,8 @@ def _batch_moments(ins, outs, a):
     xs = blocks.views(x)
     size = blocks.scratch_size
     flat = _scratch(outs, 5, size + 2 * len(blocks.counts) * blocks.c, x.dtype)
-    blocks.moments(xs, blocks.scratch(flat, xs), flat[size:], save_mean, save_var)
+    blocks.moments(xs, blocks.scratch(flat, xs), flat[size:], save_mean, save_var,
+                   a.get(PARALLEL, SERIAL))
     return x.size // save_var.size
 
 
@@ -290,27 +333,49 @@ _PRODUCT_BYTES = 1 << 20  # output bytes per row block of the folded product
 _GRAM_BYTES = 1 << 18  # float64 input bytes per block of the Gram matrix
 
 
-def _input_moments(a2: np.ndarray):
+def _input_moments(a2: np.ndarray, par=SERIAL):
     """Column means (K,) and covariance (K, K) of ``a2`` (M, K), in float64: blocks of rows
     are shifted by the first block's mean (so the products do not cancel) and their Gram
     matrices summed by BLAS. The shift runs on rows of kk pixels (long inner loops: K is
-    16-32 where this is used) and the column sums are a product with ones."""
+    16-32 where this is used) and the column sums are a product with ones. In parallel
+    parts (``PARALLEL``) the first part sums as it goes and the others keep each block's
+    products, added after it in block order (the serial loop's additions)."""
     m, k = a2.shape
     kk = max(1, _ROW // k)
     rows = max(kk, _GRAM_BYTES // (8 * k) // kk * kk)
-    buf = np.empty((min(rows, m), k))
-    origin = a2[:len(buf)].mean(axis=0, dtype=np.float64)
-    wide, ones = np.tile(origin, kk), np.ones(len(buf))
+    n0 = min(rows, m)
+    origin = a2[:n0].mean(axis=0, dtype=np.float64)
+    wide, ones = np.tile(origin, kk), np.ones(n0)
     total, gram = np.zeros(k), np.zeros((k, k))
-    for r0 in range(0, m, rows):
-        n = min(rows, m - r0)
-        b = buf[:n]
-        if n % kk == 0:
-            np.subtract(a2[r0:r0 + n].reshape(-1, kk * k), wide, out=b.reshape(-1, kk * k))
+    starts = range(0, m, rows)
+    kept: list[tuple[int, np.ndarray, np.ndarray]] = []
+
+    def run(part, lo, hi):
+        if part == 0:
+            buf, sums = np.empty((n0, k)), None
         else:
-            np.subtract(a2[r0:r0 + n], origin, out=b)
-        total += ones[:n] @ b
-        gram += b.T @ b
+            buf = par.scratch(part, n0 * k, np.float64).reshape(n0, k)
+            sums = np.empty((hi - lo, k)), np.empty((hi - lo, k, k))
+            kept.append((lo, *sums))
+        for i in range(lo, hi):
+            r0 = starts[i]
+            n = min(rows, m - r0)
+            b = buf[:n]
+            if n % kk == 0:
+                np.subtract(a2[r0:r0 + n].reshape(-1, kk * k), wide, out=b.reshape(-1, kk * k))
+            else:
+                np.subtract(a2[r0:r0 + n], origin, out=b)
+            if sums is None:
+                np.add(total, ones[:n] @ b, out=total)  # total += ...: the closure's names
+                np.add(gram, b.T @ b, out=gram)
+            else:
+                np.matmul(ones[:n], b, out=sums[0][i - lo])
+                np.matmul(b.T, b, out=sums[1][i - lo])
+    par.run(run, len(starts))
+    for _, t, g in sorted(kept, key=lambda e: e[0]):
+        for t_, g_ in zip(t, g):
+            total += t_
+            gram += g_
     d = total / m
     return origin + d, gram / m - np.outer(d, d)
 
@@ -332,10 +397,11 @@ def pointwise_batch_norm(ins, outs, a, rt, act=None) -> None:
     x, w = ins[0], ins[1]
     k, c = x.shape[-1], w.shape[0]
     a2 = x.reshape(-1, k)
+    par = a.get(PARALLEL, SERIAL)
     wt = w.reshape(c, k).T  # (K, C)
 
     def moments(ins_, outs_, a_):
-        mean_a, cov_a = _input_moments(a2)
+        mean_a, cov_a = _input_moments(a2, par)
         w64 = wt.astype(np.float64)
         np.copyto(outs_[3], mean_a @ w64, casting="same_kind")
         var = np.einsum("kc,kc->c", cov_a @ w64, w64)
@@ -349,18 +415,22 @@ def pointwise_batch_norm(ins, outs, a, rt, act=None) -> None:
     kk = max(1, _ROW // c)  # rows of the wide view: kk pixels of C channels
     rows = max(kk, _PRODUCT_BYTES // (c * x.itemsize) // kk * kk)
     wide = [None if v is None else np.tile(v, kk) for v in (scale, shift, centre)]
-    for r0 in range(0, len(a2), rows):
-        r1 = min(r0 + rows, len(a2))
-        yb = y2[r0:r1]
-        np.matmul(a2[r0:r1], wt, out=yb)
-        vecs = wide if (r1 - r0) % kk == 0 else (scale, shift, centre)
-        view = yb.reshape(-1, len(vecs[0]))
-        if centre is not None:
-            view -= vecs[2]
-            view *= vecs[0]
-        view += vecs[1]
-        if act is not None:
-            act(view)
+    starts = range(0, len(a2), rows)
+
+    def run(part, lo, hi):
+        for r0 in starts[lo:hi]:
+            r1 = min(r0 + rows, len(a2))
+            yb = y2[r0:r1]
+            np.matmul(a2[r0:r1], wt, out=yb)
+            vecs = wide if (r1 - r0) % kk == 0 else (scale, shift, centre)
+            view = yb.reshape(-1, len(vecs[0]))
+            if centre is not None:
+                view -= vecs[2]
+                view *= vecs[0]
+            view += vecs[1]
+            if act is not None:
+                act(view)
+    par.run(run, len(starts))
 
 
 def batch_norm(ins, outs, a, rt, act=None) -> None:
@@ -372,10 +442,11 @@ def batch_norm(ins, outs, a, rt, act=None) -> None:
     x, y = ins[0], outs[0]
     scale, shift, centre = batch_norm_affine(ins, outs, a, rt)
     blocks = _blocks(x.shape, str(a["data_format"]), x.dtype.itemsize)
+    par = a.get(PARALLEL, SERIAL)
     if centre is None:
-        blocks.affine(blocks.views(x), blocks.views(y), scale, shift, act)
+        blocks.affine(blocks.views(x), blocks.views(y), scale, shift, act, par)
     else:
-        blocks.normalize(blocks.views(x), blocks.views(y), centre, scale, shift, act)
+        blocks.normalize(blocks.views(x), blocks.views(y), centre, scale, shift, act, par)
 
 
 def _workspace(x, fmt, moments: bool = False) -> list[TensorType]:
@@ -453,39 +524,81 @@ class BatchNormGrad(OpDef):
         return _workspace(ins[1], a["data_format"])
 
     def kernel(ins, outs, a, rt):
-        dy, x, gamma, mean, var, _ = ins
-        dx, dgamma, dbeta = outs[:3]
-        blocks = _blocks(x.shape, str(a["data_format"]), x.dtype.itemsize)
-        xs, dys, dxs = blocks.views(x), blocks.views(dy), blocks.views(dx)
-        ss = blocks.scratch(_scratch(outs, 3, blocks.scratch_size, x.dtype), xs)
-        inv_std = 1 / np.sqrt(var + x.dtype.type(a["epsilon"]))
-        # One pass: dbeta = sum(dy), dgamma = inv_std * sum(dy * (x - mean)).
-        acc_b, acc_g, part = (blocks.wide(x.dtype) for _ in range(3))
-        acc_b.fill(0)
-        acc_g.fill(0)
-        for xb, dyb, sb, m, ab, ag, p_ in zip(xs, dys, ss, blocks.vec(mean), blocks.slots(acc_b),
-                                              blocks.slots(acc_g), blocks.slots(part)):
-            np.add.reduce(dyb, axis=blocks.axes, out=p_)
-            ab += p_
-            np.subtract(xb, m, out=sb)
-            sb *= dyb
-            np.add.reduce(sb, axis=blocks.axes, out=p_)
-            ag += p_
-        blocks.fold(acc_b, dbeta)
-        blocks.fold(acc_g, dgamma)
-        dgamma *= inv_std
-        if a["is_training"]:
-            # The batch statistics depend on x:
-            # dx = g*inv_std * (dy - (x_hat*dgamma/M + dbeta/M)), x_hat = (x - mean)*inv_std.
-            count = x.size // blocks.c
-            for xb, dyb, dxb, m, k1, k2, k3 in zip(
-                    xs, dys, dxs, blocks.vec(mean), blocks.vec(inv_std * dgamma / count),
-                    blocks.vec(dbeta / count), blocks.vec(gamma * inv_std)):
+        batch_norm_grad(ins, outs, a)
+
+
+def _grad_sums(blocks, xs, dys, ss, mean, par, dbeta, dgamma) -> None:
+    """dbeta = sum(dy), dgamma (before the inv_std factor) = sum(dy * (x - mean)), in one
+    pass. In parallel parts (``PARALLEL``), each with its own scratch, the first part adds
+    its blocks' sums up as it goes and the others keep theirs per block, added after it in
+    block order: the additions of the serial loop, in its order."""
+    dtype = xs[0].dtype
+    acc_b, acc_g, tmp = (blocks.wide(dtype) for _ in range(3))
+    acc_b.fill(0)
+    acc_g.fill(0)
+    bounds = blocks.slot_bounds()
+    ms = blocks.vec(mean)
+    kept: list[tuple[int, np.ndarray]] = []  # (first block, its per-block sums) per part
+
+    def run(part, lo, hi):
+        if part == 0:
+            own, rows = ss[lo:hi], None
+        else:
+            own = blocks.scratch(par.scratch(part, blocks.scratch_size, dtype), xs[lo:hi])
+            rows = np.empty((hi - lo, 2, tmp.size), dtype)
+            kept.append((lo, rows))
+        for i, sb in zip(range(lo, hi), own):
+            s0, s1 = bounds[i]
+            pb, pg = (tmp, tmp) if rows is None else rows[i - lo]
+            np.add.reduce(dys[i], axis=blocks.axes, out=pb[s0:s1])
+            if rows is None:
+                acc_b[s0:s1] += pb[s0:s1]
+            np.subtract(xs[i], ms[i], out=sb)
+            sb *= dys[i]
+            np.add.reduce(sb, axis=blocks.axes, out=pg[s0:s1])
+            if rows is None:
+                acc_g[s0:s1] += pg[s0:s1]
+    par.run(run, len(xs))
+    for lo, rows in sorted(kept, key=lambda k: k[0]):
+        for i, (pb, pg) in enumerate(rows, start=lo):
+            s0, s1 = bounds[i]
+            acc_b[s0:s1] += pb[s0:s1]
+            acc_g[s0:s1] += pg[s0:s1]
+    blocks.fold(acc_b, dbeta)
+    blocks.fold(acc_g, dgamma)
+
+
+def batch_norm_grad(ins, outs, a) -> None:
+    """BatchNormGrad's kernel: one pass for dbeta and dgamma, one for dx; both run their
+    blocks in parallel parts under ``PARALLEL``."""
+    dy, x, gamma, mean, var, _ = ins
+    dx, dgamma, dbeta = outs[:3]
+    par = a.get(PARALLEL, SERIAL)
+    blocks = _blocks(x.shape, str(a["data_format"]), x.dtype.itemsize)
+    xs, dys, dxs = blocks.views(x), blocks.views(dy), blocks.views(dx)
+    ss = blocks.scratch(_scratch(outs, 3, blocks.scratch_size, x.dtype), xs)
+    inv_std = 1 / np.sqrt(var + x.dtype.type(a["epsilon"]))
+    _grad_sums(blocks, xs, dys, ss, mean, par, dbeta, dgamma)
+    dgamma *= inv_std
+    if a["is_training"]:
+        # The batch statistics depend on x:
+        # dx = g*inv_std * (dy - (x_hat*dgamma/M + dbeta/M)), x_hat = (x - mean)*inv_std.
+        count = x.size // blocks.c
+        vecs = list(zip(blocks.vec(mean), blocks.vec(inv_std * dgamma / count),
+                        blocks.vec(dbeta / count), blocks.vec(gamma * inv_std)))
+
+        def run(part, lo, hi):
+            for xb, dyb, dxb, (m, k1, k2, k3) in zip(xs[lo:hi], dys[lo:hi], dxs[lo:hi],
+                                                     vecs[lo:hi]):
                 np.subtract(xb, m, out=dxb)
                 dxb *= k1
                 dxb += k2
                 np.subtract(dyb, dxb, out=dxb)
                 dxb *= k3
-        else:
-            for dyb, dxb, k3 in zip(dys, dxs, blocks.vec(gamma * inv_std)):
+    else:
+        k3s = blocks.vec(gamma * inv_std)
+
+        def run(part, lo, hi):
+            for dyb, dxb, k3 in zip(dys[lo:hi], dxs[lo:hi], k3s[lo:hi]):
                 np.multiply(dyb, k3, out=dxb)
+    par.run(run, len(xs))

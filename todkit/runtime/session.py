@@ -195,14 +195,16 @@ class Session:
         the build-time call rewrites (runtime/rewrite.py) on both executors."""
         outside = {id(v) for v in self.roles.train_outputs + self.roles.eval_outputs
                    + list(self.graph.outputs) + self._deferred}
+        # Threads of a step: more than one lets rewrite_parallel split large calls.
+        threads = self.blas_threads or 1
         self.eval.set_fused(apply_rewrites(self.eval, RewriteContext(
-            outside, len(self.eval.nodes))))
+            outside, len(self.eval.nodes), threads=threads)))
         ex = self.train
         if ex is None:
             return
         fused = self._group_calls(ex)
         fused.update(apply_rewrites(ex, RewriteContext(outside, self.update_start,
-                                                       set(fused))))
+                                                       set(fused), threads=threads)))
         ex.set_fused(fused)
 
     def _group_calls(self, ex) -> dict[int, tuple | None]:

@@ -1,0 +1,324 @@
+"""A session with more than one thread (``lite.Context(thread_num)``): large calls whose work
+splits into independent pieces run those pieces on the worker pool (runtime/workers.py).
+
+NumPy releases the GIL in its loops, so Python threads each running a piece of one kernel
+run at once (compute-bound pieces: ~1.85x on the 2-core bench machine; passes that stream
+memory gain 1.05-1.15x, one core nearly fills its memory bandwidth). Three ways a call
+is split:
+- by samples: ops whose output sample i depends only on input sample i (convolution
+  forward, depthwise included, the input gradient of a convolution, pooling and its
+  gradients, channel Concat, broadcasting element-wise ops): the same kernel on parts of
+  the batch, each with its own workspace (cut from the planned one when the parts' needs
+  fit in it, else from a spare buffer of that part);
+- by flat ranges: element-wise ops over operands of one size and the optimizers (their
+  update is element-wise): the kernel on contiguous ranges of every full-size operand;
+- by blocks: BatchNorm, BatchNormGrad and the fused BatchNorm calls of the earlier
+  rewriters (rewrite_norm_act, rewrite_conv_norm) get ``norm.PARALLEL`` in their
+  attributes and run their block loops in parts themselves: the batch statistics are
+  per-block partial sums combined afterwards in the same order, so they stay whole-batch
+  statistics with the 1-thread bits.
+Every element is computed as the whole call computes it, so the results are the 1-thread
+ones bit for bit, except where a piece is a BLAS product cut by rows (im2col and 1x1
+convolutions, the input gradient): OpenBLAS rounds a row by its position in the product
+(rows cut at multiples of 24 keep their bits on this machine's Haswell kernel, others do
+not), so those equal the 1-thread results to float rounding, as 2 BLAS threads did.
+Registered last in ``REWRITERS``: it wraps what the earlier rewriters chose (their fused
+calls run on the same views). BLAS runs one thread per piece meanwhile
+(``Parallel.run_tasks``). Not split: batch reductions (BiasAddGrad, filter gradients, the
+loss), nodes that share a keyed workspace (a forward convolution whose columns its filter
+gradient reads), random ops, calls below ``MIN_VALUES`` / ``MIN_PRODUCTS`` (a hand-off
+costs ~13 us), and nothing at all in an executor that keeps a large matrix product unsplit
+(``_blas_left``): that one wants BLAS's own threads, which then spin on the second core.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from todkit.ir.graph import TensorType
+from todkit.opset.norm import PARALLEL
+from todkit.opset.registry import WORKSPACE_FILLED, get_op
+from todkit.runtime.workers import Parallel, ranges
+
+# Fewest values in a call's largest output (or input) worth splitting: W2's LeNet layers
+# of 20-150K values run ~30-300 us, where two ~13 us hand-offs eat the gain.
+MIN_VALUES = 1 << 17
+MIN_PRODUCTS = 1 << 22  # fewest multiply-adds of a convolution worth splitting (~0.1 ms)
+# Multiply-adds of an unsplit matrix product that turn splitting off (``_blas_left``).
+BLAS_LEFT_PRODUCTS = 1 << 22
+ALIGN = 64  # bytes: pieces of a planned workspace start on a cache line
+
+# Ops whose output sample i reads only input sample i: op -> which inputs are per sample
+# (None: every input that has the batch axis, as the broadcasting element-wise ops).
+SAMPLE_OPS = {
+    "Conv2D": (0,), "Conv2DBackpropInput": (0,), "MaxPool": (0,), "AvgPool": (0,),
+    "MaxPoolGrad": (0, 1, 2), "AvgPoolGrad": (0, 1, 2), "BiasAdd": (0,), "Concat": None,
+    "Add": None, "Sub": None, "Mul": None, "RealDiv": None,
+}
+# Element-wise ops (every array operand of the output's size, or one value) and the
+# optimizers, whose update is element-wise over the parameter and its slots.
+FLAT_OPS = frozenset({
+    "ReLU", "ReLU6", "ReluGrad", "ReLU6Grad", "Sigmoid", "SigmoidGrad", "Tanh", "TanhGrad",
+    "Add", "Sub", "Mul", "RealDiv", "AddN", "Neg",
+    "ApplyMomentum", "Adam", "AdamWeightDecay", "SGD",
+})
+# Modules whose kernels hand their attributes to norm.py's block loops, which read
+# ``PARALLEL`` (BatchNorm's own kernels, and the fused calls built on them).
+NORM_MODULES = frozenset({"todkit.opset.norm", "todkit.runtime.rewrite_norm_act",
+                          "todkit.runtime.rewrite_conv_norm"})
+
+
+def _split_call(kernel, pieces, par):
+    """One call running ``kernel`` on each piece's (ins, outs, attrs) at once."""
+    def parallel_call(ins, outs, a, rt):
+        par.run_tasks([lambda i=i, o=o, at=at: kernel(i, o, at, rt) for i, o, at in pieces])
+    return parallel_call
+
+
+def _batch_inputs(node, ins, out_shape) -> list[bool] | None:
+    """Which inputs are cut by samples (the rest are read whole), or None: not splittable."""
+    which = SAMPLE_OPS[node.op]
+    n = out_shape[0]
+    if node.op == "Concat" and int(node.attrs["axis"]) % len(out_shape) == 0:
+        return None
+    if which is not None:
+        return [i in which for i in range(len(ins))]
+    cut = []
+    for a in ins:
+        if a.ndim == len(out_shape) and a.shape[0] == n:
+            cut.append(True)
+        elif a.ndim < len(out_shape) or a.shape[0] == 1:
+            cut.append(False)  # broadcast over the batch
+        else:
+            return None
+    return cut
+
+
+def _part_attrs(node, attrs, lo, hi):
+    if node.op == "Conv2DBackpropInput":  # x's NCHW shape: its batch is the piece's
+        return {**attrs, "input_sizes": (hi - lo, *tuple(attrs["input_sizes"])[1:])}
+    return attrs
+
+
+def _same_or_apart(outs, ins, cut) -> bool:
+    """Each output shares no byte with an input, or is exactly a per-sample input (in place):
+    a piece then writes only the bytes it alone reads."""
+    for o in outs:
+        for a, c in zip(ins, cut):
+            if not np.shares_memory(o, a):
+                continue
+            if not (c and o.__array_interface__["data"][0] == a.__array_interface__["data"][0]
+                    and o.shape == a.shape and o.strides == a.strides):
+                return False
+    return True
+
+
+def _workspaces(planned, types, part_need):
+    """Views for one piece's workspaces ``types``: cut from the planned ones while they
+    have room (``planned``: [flat bytes, used] each), else placeholders ("spare", offset,
+    type) in this piece's spare bytes (``part_need[0]``: bytes so far), cut once the
+    spare buffer is made (``_bind_spares``)."""
+    views = []
+    for k, t in enumerate(types):
+        nbytes = t.nbytes
+        buf = planned[k]
+        start = -(-buf[1] // ALIGN) * ALIGN
+        if start + nbytes <= buf[0].nbytes:
+            views.append(buf[0][start:start + nbytes].view(t.dtype.np).reshape(t.shape))
+            buf[1] = start + nbytes
+        else:
+            views.append(("spare", part_need[0], t))
+            part_need[0] = -(-(part_need[0] + nbytes) // ALIGN) * ALIGN
+    return views
+
+
+def _pieces(ex, step, cuts, cut_ins, attrs_for):
+    """(ins, outs, attrs) per piece, workspaces placed, or None (a workspace list that
+    differs from the planned one). ``cuts``: the pieces' (lo, hi); ``cut_ins(a, k, lo, hi)``
+    and the outputs' cut, ``attrs_for(lo, hi)``."""
+    node = ex.nodes[step]
+    opdef = get_op(node.op)
+    _, ins, outs, _ = ex.bound[step]
+    n_out = len(node.outputs)
+    planned = [[w.reshape(-1).view(np.uint8), 0] for w in outs[n_out:]]
+    pieces, needs = [], []
+    for lo, hi in cuts:
+        p_ins = [cut_ins(a, k, lo, hi) for k, a in enumerate(ins)]
+        p_attrs = attrs_for(lo, hi)
+        types = opdef.workspace_types(
+            [TensorType(a.shape, v.type.dtype) for a, v in zip(p_ins, node.inputs)], p_attrs)
+        if len(types) != len(planned):
+            return None
+        need = [0]
+        ws = _workspaces(planned, types, need)
+        p_outs = [cut_ins(o, -1 - k, lo, hi) for k, o in enumerate(outs[:n_out])]
+        pieces.append([p_ins, p_outs, ws, p_attrs])
+        needs.append(need[0])
+    return pieces, needs
+
+
+def _bind_spares(pieces, needs, par) -> list[tuple]:
+    """Cut each piece's spare workspaces out of its part's spare buffer (made here)."""
+    done = []
+    for p, ((p_ins, p_outs, ws, p_attrs), need) in enumerate(zip(pieces, needs)):
+        if need:
+            par.reserve(p, need)
+            spare = par.spare(p, need)
+            ws = [w if not isinstance(w, tuple) else
+                  spare[w[1]:w[1] + w[2].nbytes].view(w[2].dtype.np).reshape(w[2].shape)
+                  for w in ws]
+        done.append((p_ins, p_outs + ws, p_attrs))
+    return done
+
+
+def _big(arrays) -> bool:
+    return max((a.size for a in arrays), default=0) >= MIN_VALUES
+
+
+def _worth(node, ins, outs) -> bool:
+    """Enough work for two hand-offs: ``MIN_VALUES`` values touched, or for a convolution
+    ``MIN_PRODUCTS`` multiply-adds (ResNet18's last 3x3 layers write 32K values but make
+    151 M products)."""
+    if node.op in ("Conv2D", "Conv2DBackpropInput"):
+        return _products(node, ins, outs) >= MIN_PRODUCTS
+    return _big(list(ins) + list(outs[:len(node.outputs)]))
+
+
+def _sample_split(ex, step, par):
+    node = ex.nodes[step]
+    kernel, ins, outs, attrs = ex.bound[step]
+    n_out = len(node.outputs)
+    if node.op not in SAMPLE_OPS or not node.outputs or outs[0].ndim < 2:
+        return None
+    n = outs[0].shape[0]
+    cut = _batch_inputs(node, ins, outs[0].shape)
+    if cut is None or n < 2 or any(o.shape[:1] != (n,) for o in outs[:n_out]):
+        return None
+    if not _same_or_apart(outs[:n_out], ins, cut):
+        return None
+    cuts = ranges(n, par.parts)
+
+    def cut_ins(a, k, lo, hi):
+        return a[lo:hi] if k < 0 or cut[k] else a
+    found = _pieces(ex, step, cuts, cut_ins, lambda lo, hi: _part_attrs(node, attrs, lo, hi))
+    if found is None:
+        return None
+    return _split_call(kernel, _bind_spares(*found, par), par)
+
+
+def _flat_split(ex, step, par):
+    node = ex.nodes[step]
+    kernel, ins, outs, attrs = ex.bound[step]
+    n_out = len(node.outputs)
+    size = ins[0].size if node.op in ("ApplyMomentum", "Adam", "AdamWeightDecay", "SGD") \
+        else outs[0].size
+    full = [a.size == size for a in ins]
+    if size < 2 or not all(f or a.size == 1 for f, a in zip(full, ins)):
+        return None
+    arrays = [a for a, f in zip(ins, full) if f] + [o for o in outs[:n_out] if o.size == size]
+    if not all(a.flags.c_contiguous for a in arrays):
+        return None
+    if not _same_or_apart([o for o in outs[:n_out] if o.size == size], ins, full):
+        return None
+    # Cut at multiples of 16 values: no two pieces write one cache line.
+    blocks = -(-size // 16)
+    cuts = [(lo * 16, min(hi * 16, size)) for lo, hi in ranges(blocks, par.parts)]
+    if len(cuts) < 2:
+        return None
+
+    def cut_ins(a, k, lo, hi):
+        if a.size == size:
+            return a.reshape(-1)[lo:hi]
+        if k < 0 and lo > 0:  # an optimizer's dummy output: only the first piece's is read
+            return np.zeros_like(a)
+        return a
+    found = _pieces(ex, step, cuts, cut_ins, lambda lo, hi: attrs)
+    if found is None:
+        return None
+    return _split_call(kernel, _bind_spares(*found, par), par)
+
+
+def _norm_call(entry, par):
+    kernel, ins, outs, attrs = entry
+    if getattr(kernel, "__module__", None) not in NORM_MODULES or not _big(ins[:1]):
+        return None
+    return (kernel, ins, outs, {**attrs, PARALLEL: par})
+
+
+def _shares_workspace(ex, step) -> bool:
+    """The node fills or reads a workspace another node shares (keyed columns)."""
+    node = ex.nodes[step]
+    opdef = get_op(node.op)
+    if step in ex.filled or WORKSPACE_FILLED in ex.bound[step][3]:
+        return True
+    return bool(opdef.workspace_key and opdef.workspace_key(node)) and step not in ex.private
+
+
+def _plain(ex, ctx, step, par):
+    """The split call for node ``step``'s own bound kernel, or None."""
+    node = ex.nodes[step]
+    kernel, ins, outs, _ = ex.bound[step]
+    if kernel is not get_op(node.op).kernel or _shares_workspace(ex, step):
+        return None
+    if not _worth(node, ins, outs):
+        return None
+    norm = _norm_call(ex.bound[step], par)
+    if norm is not None:
+        return norm
+    call = None
+    if node.op in FLAT_OPS:
+        call = _flat_split(ex, step, par)
+    if call is None and node.op in SAMPLE_OPS:
+        call = _sample_split(ex, step, par)
+    return None if call is None else (call, ins, outs, ex.bound[step][3])
+
+
+def _products(node, ins, outs) -> int:
+    """Multiply-adds of a matrix-product op's call (0 for other ops)."""
+    if node.op in ("Conv2D", "Conv2DBackpropInput") and ins[1].ndim == 4:
+        y = outs[0] if node.op == "Conv2D" else ins[0]
+        return y.size * (ins[1].size // max(1, ins[1].shape[0]))
+    if node.op == "Conv2DBackpropFilter" and outs[0].ndim == 4:
+        return ins[0].size * (outs[0].size // max(1, outs[0].shape[0]))
+    if node.op in ("MatMul", "BatchMatMul") and len(ins) >= 2 and outs[0].size:
+        inner = (ins[0].size * ins[1].size / outs[0].size) ** 0.5  # (m,k)(k,n): k*k
+        return int(outs[0].size * inner)
+    return 0
+
+
+def _blas_left(ex, fused) -> bool:
+    """A large matrix product stays unsplit: it wants BLAS's own threads, and OpenBLAS's
+    threads spin ~0.1 s after each product they share, taking the second core from the
+    workers (W6: 52.6 -> 63.4 ms per step with its products at 2 BLAS threads and the rest
+    split; a split multiply right after a 2-thread product ran 4.5 ms against 2.3)."""
+    for step, node in enumerate(ex.nodes):
+        if step in fused:
+            continue
+        _, ins, outs, _ = ex.bound[step]
+        if _products(node, ins, outs) >= BLAS_LEFT_PRODUCTS:
+            return True
+    return False
+
+
+def rewrite_parallel(ex, ctx) -> dict:
+    """{step: split call} for every large splittable call, wrapping the fused BatchNorm
+    calls earlier rewriters chose (``ctx.chosen``); nothing when a large matrix product
+    cannot be split (``_blas_left``): the step then runs as before, BLAS threaded."""
+    if ctx.threads <= 1:
+        return {}
+    par = Parallel(ctx.threads)
+    fused: dict = {}
+    for step in range(len(ex.nodes)):
+        if step in ctx.taken:
+            entry = ctx.chosen.get(step)
+            if entry is not None and (wrapped := _norm_call(entry, par)) is not None:
+                fused[step] = wrapped
+            continue
+        entry = _plain(ex, ctx, step, par)
+        if entry is not None:
+            fused[step] = entry
+    covered = set(fused) | {s for s in ctx.taken if s in ctx.chosen and ctx.chosen[s] is None}
+    return {} if _blas_left(ex, covered) else fused
+
+
+rewrite_parallel.wraps = True  # may return, for a step an earlier rewriter took, a wrap of it
