@@ -88,3 +88,21 @@ def test_pool1_of_lenet_allocates_no_planes():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < x.nbytes // 4
+
+
+@pytest.mark.parametrize("special", ["", "inf", "nan"])
+@pytest.mark.parametrize("shape,k", SHAPES)
+def test_tiled_max_pool_forward_equals_tap_loop(shape, k, special, monkeypatch):
+    """MaxPool of NHWC tiles (tap-major planes, one reduction) against the per-tap loop:
+    the same bits, signed zeros and NaN included."""
+    x, y, _, a = _case(shape, k, "NHWC", seed=sum(shape) + k, special=special)
+    types = get_op("MaxPool").workspace_types([TensorType(x.shape, dtypes.float32)], a)
+    assert len(types) == 1
+    for scratch in ([np.full(types[0].shape, np.nan, np.float32)], []):
+        out = np.full_like(y, 7.0)
+        get_op("MaxPool").kernel([x], [out, *scratch], a, None)
+        with monkeypatch.context() as m:
+            m.setattr(pool, "_tiled_max_pool", lambda *args: False)
+            want = np.full_like(y, 7.0)
+            get_op("MaxPool").kernel([x], [want], a, None)
+        assert out.tobytes() == want.tobytes()

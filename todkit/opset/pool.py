@@ -54,7 +54,17 @@ class MaxPool(OpDef):
     def infer(ins, a):
         return [pooled_type(ins[0], a)]
 
+    def workspace(ins, a):
+        """NHWC tiling windows: their tap-major planes (``_tiled_max_pool``)."""
+        x = ins[0]
+        if not (_tiles(x.shape, a) and Layout(a["format"]).nhwc):
+            return []
+        y = pooled_type(x, a)
+        return [TensorType((int(np.prod(pair(a["kernel_size"]))) * y.size,), x.dtype)]
+
     def kernel(ins, outs, a, rt):
+        if _tiled_max_pool(ins[0], outs[0], a, outs[1:]):
+            return
         # Padding never wins a max: pad with -inf.
         xp, _, taps = pool_taps(ins[0], a, -np.inf)
         out = outs[0]
@@ -202,6 +212,24 @@ def _tiled_max_pool_grad(x, dy, out, a, scratch=()) -> bool:
     _zero_uncovered(lay, out, (oh * kh, ow * kw))
     # + 0 turns every -0.0 into +0.0, as the general path's zeros-plus-where() does.
     np.add(out, 0, out=out)
+    return True
+
+
+def _tiled_max_pool(x, out, a, scratch=()) -> bool:
+    """MaxPool of NHWC tiling windows (LeNet's 2x2/2): one copy of the windows, each
+    pixel's channels as one item, into tap-major planes, then one maximum reduction over
+    them (pool1 [32,28,28,6] ~115 -> ~55 us: a maximum over each tap's strided view runs an
+    inner loop of C = 6). The reduction takes the taps in the same order as the general
+    loop, so the bits (signed zeros, NaN) are the same. False (nothing written) otherwise."""
+    lay = Layout(a["format"])
+    if not (lay.nhwc and x.flags.c_contiguous and _tiles(x.shape, a)):
+        return False
+    (kh, kw), (_, ohw) = pair(a["kernel_size"]), pool_geometry(x.shape, a)
+    size = kh * kw * out.size
+    planes = (scratch[0][:size] if scratch and scratch[0].size >= size
+              else np.empty(size, x.dtype)).reshape((kh, kw) + out.shape)
+    _copy_windows(lay, _tile_taps(lay, x.shape[0], ohw, (kh, kw)), x, planes)
+    np.maximum.reduce(planes.reshape((kh * kw,) + out.shape), axis=0, out=out)
     return True
 
 
