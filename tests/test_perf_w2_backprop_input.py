@@ -96,3 +96,19 @@ def test_non_finite_dy_or_w_is_the_per_tap_result(bad):
     w[0, 1, 1, 0] = bad
     fast, slow = _both((2, 8, 8, 2), w, rng.standard_normal((2, 6, 6, 3)), a, planned=True)
     np.testing.assert_array_equal(fast, slow)
+
+
+def test_cached_geometry_follows_every_attribute():
+    """``_geo`` caches per shapes and attributes: a changed stride, dilation, pad or format
+    never reuses another call's geometry."""
+    base = _attrs(4, (3, 3), (1, 1), (1, 1), "same")
+    variants = [base, dict(base, stride=(2, 2)), dict(base, dilation=(2, 1)),
+                dict(base, pad_mode="valid"), dict(base, pad_mode="pad", pad_list=(1, 0, 0, 1)),
+                dict(base, pad_list=[0, 1, 1, 0], pad_mode="pad")]
+    for a in variants * 2:
+        got = conv._geo((2, 9, 10, 3), (4, 3, 3, 3), a)
+        want = conv._Geo((2, 9, 10, 3), (4, 3, 3, 3), a)
+        assert (got.pads, got.ohw, got.stride, got.dilation) == (want.pads, want.ohw,
+                                                                  want.stride, want.dilation)
+    nchw = conv._geo((2, 3, 9, 10), (4, 3, 3, 3), dict(base, format="NCHW"))
+    assert not nchw.lay.nhwc and nchw.hw == (9, 10)

@@ -148,6 +148,25 @@ class _Geo:
         return np.repeat(xp, self.og, axis=self.lay.channel_axis)
 
 
+_GEO_CACHE: dict = {}
+_GEO_CACHE_SIZE = 512
+
+
+def _geo(x_shape, w_shape, a) -> _Geo:
+    """``_Geo`` of a kernel call, made once per shapes and attributes: working it out (and
+    the kernel cut of ``_trimmed``) was ~11 us of every call, ~65 us of LeNet's step."""
+    key = (tuple(x_shape), tuple(w_shape), *map(a.get, CONV_ATTRS))
+    try:
+        geo = _GEO_CACHE.get(key)
+    except TypeError:  # an attribute held as a list or array: not cached
+        return _Geo(x_shape, w_shape, a)
+    if geo is None:
+        if len(_GEO_CACHE) >= _GEO_CACHE_SIZE:
+            _GEO_CACHE.clear()
+        geo = _GEO_CACHE[key] = _Geo(x_shape, w_shape, a)
+    return geo
+
+
 # -- scratch (the ops' workspace) -----------------------------------------------------------
 def _padded_shape(geo, c):
     (t, b, l, r), (h, w) = geo.pads, geo.hw
@@ -155,11 +174,13 @@ def _padded_shape(geo, c):
 
 
 def conv_workspace(x_shape, w_shape, a, dtype, taps: bool = True,
-                   chunked: bool = False) -> list[TensorType]:
+                   chunked: bool = False, forward: bool = False) -> list[TensorType]:
     """Scratch of a non-depthwise convolution kernel, planned by the device runtime: the
     padded input (empty without padding) and one group's im2col columns, both flat
     (``taps=False``: one kernel position's columns, what NHWC Conv2DBackpropInput uses;
-    ``chunked``: one chunk of a forward's columns, ``_chunk_pixels``)."""
+    ``chunked``: one chunk of a forward's columns, ``_chunk_pixels``; one input channel:
+    always a chunk of samples' tap-major columns, ``_single_channel_samples``; ``forward``:
+    Conv2D's, half the batch's columns where ``_halves``)."""
     geo = _Geo(x_shape, w_shape, a)
     if geo.depthwise:
         return []
@@ -174,6 +195,10 @@ def conv_workspace(x_shape, w_shape, a, dtype, taps: bool = True,
     pixels = geo.n * oh * ow
     if chunked and _chunkable(geo):
         pixels = _chunk_pixels(geo, np.dtype(dtype.np).itemsize)
+    if forward and _halves(geo, np.dtype(dtype.np).itemsize):
+        pixels = -(-geo.n // 2) * oh * ow
+    if taps and _single_channel(geo):
+        pixels = _single_channel_samples(geo) * oh * ow
     return [TensorType((padded,), dtype), TensorType((pixels * per_tap * geo.cg,), dtype)]
 
 
@@ -195,6 +220,24 @@ def _chunk_pixels(geo, itemsize: int) -> int:
     if rows >= oh:
         return min(geo.n, rows // oh) * oh * ow
     return rows * ow
+
+
+def _small_columns(geo, itemsize: int) -> bool:
+    """Columns of a quarter chunk up to one chunk (1-4 MB) are remade by the filter
+    gradient rather than kept alive from the forward pass through the backward pass
+    (``columns_key``): remaking costs ~35 us per MB (LeNet's conv2: 1.9 MB of a 4.5 MB
+    arena, 68 us), from a chunk on it costs milliseconds per layer (ResNet18's 9-38 MB),
+    and under a quarter chunk keeping them costs little memory."""
+    (kh, kw), (oh, ow) = geo.khw, geo.ohw
+    size = geo.n * oh * ow * kh * kw * geo.cg * itemsize
+    return COLUMN_CHUNK_BYTES // 4 <= size < COLUMN_CHUNK_BYTES
+
+
+def _halves(geo, itemsize: int) -> bool:
+    """Small columns (above) no filter gradient shares: the forward makes them half the
+    batch at a time, so they are not its pass's largest buffer (LeNet's conv2: 1.9 MB of
+    the 2.9 MB alive at its step; arena 3.6 -> 3.0 MB)."""
+    return _chunkable(geo) and geo.n > 1 and _small_columns(geo, itemsize)
 
 
 def _chunked_columns_forward(geo, xp, w2, out, flat) -> None:
@@ -227,8 +270,16 @@ def columns_key(x, w_shape, a):
     (N*OH*OW, kh*kw*C), so the filter gradient reuses the forward pass's columns."""
     if x.is_const or str(a["format"]).upper() != "NHWC" or int(a["group"]) != 1:
         return {}
-    if _pointwise(_Geo(x.type.shape, w_shape, a)):
+    geo = _Geo(x.type.shape, w_shape, a)
+    if _pointwise(geo):
         return {}  # no columns to share
+    if _single_channel(geo):
+        # A grayscale first layer's columns are kh*kw times its input (LeNet's conv1: 2.5
+        # MB for a 128 KB batch) and would stay alive through the whole backward pass, at
+        # its memory peak; its filter gradient remakes them a few samples at a time.
+        return {}
+    if _small_columns(geo, x.type.dtype.itemsize):
+        return {}
     pads, ohw = conv_geometry(x.type.shape, w_shape, a)
     geometry = (pair(a["kernel_size"]), pair(a["stride"]), pair(a["dilation"]), pads, ohw)
     return {1: ("im2col", id(x), geometry)}
@@ -269,8 +320,9 @@ def _pointwise(geo) -> bool:
 
 def _single_channel(geo) -> bool:
     """NHWC with one input channel and one group (a grayscale first layer): the columns are
-    kept tap-major, (kh*kw, N*OH*OW), filled by one copy whose inner runs are whole output
-    rows (4x faster than gathering kh*kw-long window rows for LeNet's conv1)."""
+    kept tap-major, (kh*kw, samples*OH*OW), filled by one copy whose inner runs are whole
+    output rows (4x faster than gathering kh*kw-long window rows for LeNet's conv1), a
+    chunk of samples at a time (``_single_channel_samples``)."""
     return geo.lay.nhwc and geo.g == 1 and geo.cg == 1
 
 
@@ -282,6 +334,51 @@ def _tap_major_columns(geo, xp, flat) -> np.ndarray:
     cols = flat.reshape(kh * kw, -1)
     np.copyto(cols.reshape(win.shape), win)
     return cols
+
+
+SINGLE_CHANNEL_CHUNK = 3 << 16  # column values: LeNet's conv1 in chunks of 9 samples
+
+
+def _single_channel_samples(geo) -> int:
+    """Samples per chunk of a one-channel convolution's tap-major columns."""
+    (kh, kw), (oh, ow) = geo.khw, geo.ohw
+    return min(geo.n, max(1, SINGLE_CHANNEL_CHUNK // (kh * kw * oh * ow)))
+
+
+def _single_channel_forward(geo, xp, w, out, flat) -> None:
+    """Conv2D of one input channel through tap-major columns made a chunk of samples at a
+    time (``flat`` holds one chunk; the columns are never kept for the filter gradient)."""
+    (kh, kw), (oh, ow), og = geo.khw, geo.ohw, geo.og
+    per = flat.size // (kh * kw * oh * ow)
+    dst = out if out.flags.c_contiguous else np.empty(out.shape, out.dtype)
+    rows = dst.reshape(geo.n, oh * ow, og)
+    w2 = w.reshape(og, -1).T
+    for s0 in range(0, geo.n, per):
+        s1 = min(geo.n, s0 + per)
+        cols = _tap_major_columns(geo, xp[s0:s1], flat[:(s1 - s0) * kh * kw * oh * ow])
+        np.matmul(cols.T, w2, out=rows[s0:s1].reshape(-1, og))
+    if dst is not out:
+        out[...] = dst
+
+
+def _single_channel_filter(geo, dy, xp, out, flat) -> None:
+    """dw of a one-channel convolution from tap-major columns made a chunk of samples at
+    a time (``flat`` holds one chunk), the chunks' products summed: ~130 us more than
+    reading columns kept from the forward pass for LeNet's conv1, 2.5 MB less at the
+    backward pass's peak."""
+    (kh, kw), (oh, ow), og = geo.khw, geo.ohw, geo.og
+    per = flat.size // (kh * kw * oh * ow)
+    dst = out.reshape(og, -1)
+    acc = dst if np.shares_memory(dst, out) else np.empty(dst.shape, dst.dtype)
+    part = np.empty_like(acc)
+    for s0 in range(0, geo.n, per):
+        s1 = min(geo.n, s0 + per)
+        cols = _tap_major_columns(geo, xp[s0:s1], flat[:(s1 - s0) * kh * kw * oh * ow])
+        np.matmul(dy[s0:s1].reshape(-1, og).T, cols.T, out=part if s0 else acc)
+        if s0:
+            acc += part
+    if acc is not dst:
+        out[...] = acc.reshape(out.shape)
 
 
 def _live_range(size, k, stride, dil, pad, out) -> tuple[int, int]:
@@ -298,6 +395,17 @@ def _trimmed(geo, a):
     the same convolution with the kernel cut to its live taps and the pads cut to match.
     Returns ((i0, i1), (j0, j1), attrs of the cut convolution), or None. The products skip
     only terms that multiply padding zeros: the sums are the same to float32 rounding."""
+    if "cut" not in geo.__dict__:
+        geo.cut = _live_cut(geo)
+    if geo.cut is None:
+        return None
+    (i0, i1), (j0, j1), pads = geo.cut
+    return (i0, i1), (j0, j1), {**a, "kernel_size": (i1 - i0, j1 - j0), "pad_mode": "pad",
+                                "pad_list": pads}
+
+
+def _live_cut(geo):
+    """((i0, i1), (j0, j1), pads) of ``_trimmed``'s cut convolution, or None."""
     if not geo.lay.nhwc or geo.g != 1 or geo.khw == (1, 1):
         return None
     cut = []
@@ -315,9 +423,7 @@ def _trimmed(geo, a):
         pads += [new_lo, new_hi]
     if cut == [(0, geo.khw[0]), (0, geo.khw[1])]:
         return None
-    (i0, i1), (j0, j1) = cut
-    return cut[0], cut[1], {**a, "kernel_size": (i1 - i0, j1 - j0), "pad_mode": "pad",
-                            "pad_list": tuple(pads)}
+    return cut[0], cut[1], tuple(pads)
 
 
 # -- forward -------------------------------------------------------------------------------
@@ -390,12 +496,12 @@ def _depthwise_nhwc(geo, x, w, out):
 
 
 def _conv_forward(x, w, out, a, outs=()):
-    geo = _Geo(x.shape, w.shape, a)
+    geo = _geo(x.shape, w.shape, a)
     cut = _trimmed(geo, a)
     if cut is not None:
         (i0, i1), (j0, j1), a = cut
         w = np.ascontiguousarray(w[:, i0:i1, j0:j1, :])
-        geo = _Geo(x.shape, w.shape, a)
+        geo = _geo(x.shape, w.shape, a)
     if geo.depthwise and geo.lay.nhwc and geo.og == 1:
         _depthwise_nhwc(geo, x, w, out)
         return
@@ -416,19 +522,21 @@ def _conv_forward(x, w, out, a, outs=()):
     (kh, kw), (oh, ow) = geo.khw, geo.ohw
     xp = _pad_into(geo, x, _scratch(outs, 0, int(np.prod(_padded_shape(geo, lay.channels(
         x.shape)))) if any(geo.pads) else 0, x.dtype))
+    if _single_channel(geo):
+        per = _single_channel_samples(geo)
+        _single_channel_forward(geo, xp, w, out, _scratch(outs, 1, per * oh * ow * kh * kw,
+                                                          x.dtype))
+        return
+    if _halves(geo, x.dtype.itemsize) and not np.may_share_memory(out, xp):
+        flat = _scratch(outs, 1, -(-geo.n // 2) * oh * ow * kh * kw * cg, x.dtype)
+        _chunked_columns_forward(geo, xp, w.reshape(geo.o, -1), out, flat)
+        return
     if a.get(WORKSPACE_PRIVATE) and _chunkable(geo) and not np.may_share_memory(out, xp):
         pixels = _chunk_pixels(geo, x.dtype.itemsize)
         flat = _scratch(outs, 1, pixels * kh * kw * cg, x.dtype)
         _chunked_columns_forward(geo, xp, w.reshape(geo.o, -1), out, flat)
         return
     flat = _scratch(outs, 1, geo.n * oh * ow * kh * kw * cg, x.dtype)
-    if _single_channel(geo):
-        if 1 in a.get(WORKSPACE_FILLED, ()):
-            cols = flat.reshape(kh * kw, -1)
-        else:
-            cols = _tap_major_columns(geo, xp, flat)
-        np.matmul(cols.T, w.reshape(og, -1).T, out=out.reshape(-1, og))
-        return
     for k in range(geo.g):
         win = geo.windows(xp[lay.channel_slice(k * cg, (k + 1) * cg)])
         w2 = w[k * og:(k + 1) * og].reshape(og, -1)
@@ -519,12 +627,12 @@ def _backprop_input_row_blocks(geo, dy, w, dxp, flat) -> None:
 
 # -- gradients -----------------------------------------------------------------------------
 def _conv_backprop_input(dy, w, out, a, outs=()):
-    geo = _Geo(out.shape, w.shape, a)
+    geo = _geo(out.shape, w.shape, a)
     cut = _trimmed(geo, a)
     if cut is not None:
         (i0, i1), (j0, j1), a = cut
         w = w[:, i0:i1, j0:j1, :]
-        geo = _Geo(out.shape, w.shape, a)
+        geo = _geo(out.shape, w.shape, a)
     lay, og, cg = geo.lay, geo.og, geo.cg
     (kh, kw), (oh, ow) = geo.khw, geo.ohw
     t, b, l, r = geo.pads
@@ -585,7 +693,7 @@ def _conv_backprop_input(dy, w, out, a, outs=()):
 
 
 def _conv_backprop_filter(dy, x, out, a, outs=()):
-    geo = _Geo(x.shape, out.shape, a)
+    geo = _geo(x.shape, out.shape, a)
     cut = _trimmed(geo, a)
     if cut is not None:
         (i0, i1), (j0, j1), a = cut
@@ -595,7 +703,7 @@ def _conv_backprop_filter(dy, x, out, a, outs=()):
         out[:, i0:i1, :j0] = 0
         out[:, i0:i1, j1:] = 0
         out = out[:, i0:i1, j0:j1, :]
-        geo = _Geo(x.shape, out.shape, a)
+        geo = _geo(x.shape, out.shape, a)
     lay, og, cg = geo.lay, geo.og, geo.cg
     if geo.depthwise:
         xp = lay.pad(x, geo.pads)
@@ -614,23 +722,25 @@ def _conv_backprop_filter(dy, x, out, a, outs=()):
             out[...] = dst.reshape(out.shape)
         return
     (kh, kw), (oh, ow) = geo.khw, geo.ohw
-    flat = _scratch(outs, 1, geo.n * oh * ow * kh * kw * cg, x.dtype)
-    filled = 1 in a.get(WORKSPACE_FILLED, ())  # the forward Conv2D's columns of this x
-    if filled or _single_channel(geo):
-        if not filled:
-            xp = _pad_into(geo, x, _scratch(outs, 0, int(np.prod(_padded_shape(
-                geo, lay.channels(x.shape)))) if any(geo.pads) else 0, x.dtype))
+    # The forward Conv2D's columns of this x (small ones are never shared: columns_key).
+    filled = 1 in a.get(WORKSPACE_FILLED, ()) and not _small_columns(geo, x.dtype.itemsize)
+    if _single_channel(geo):  # never shared: remade a chunk of samples at a time
+        per = _single_channel_samples(geo)
+        xp = _pad_into(geo, x, _scratch(outs, 0, int(np.prod(_padded_shape(
+            geo, lay.channels(x.shape)))) if any(geo.pads) else 0, x.dtype))
+        _single_channel_filter(geo, dy, xp, out, _scratch(outs, 1, per * oh * ow * kh * kw,
+                                                          x.dtype))
+        return
+    if filled:
+        flat = _scratch(outs, 1, geo.n * oh * ow * kh * kw * cg, x.dtype)
         dst = out.reshape(og, -1)
-        if _single_channel(geo):
-            cols = flat.reshape(kh * kw, -1) if filled else _tap_major_columns(geo, xp, flat)
-            np.matmul(dy.reshape(-1, og).T, cols.T, out=dst)
-        else:
-            np.matmul(dy.reshape(-1, og).T, flat.reshape(-1, dst.shape[1]), out=dst)
+        np.matmul(dy.reshape(-1, og).T, flat.reshape(-1, dst.shape[1]), out=dst)
         if not np.shares_memory(dst, out):
             out[...] = dst.reshape(out.shape)
         return
     xp = _pad_into(geo, x, _scratch(outs, 0, int(np.prod(_padded_shape(geo, lay.channels(
         x.shape)))) if any(geo.pads) else 0, x.dtype))
+    flat = _scratch(outs, 1, geo.n * oh * ow * kh * kw * cg, x.dtype)
     for k in range(geo.g):
         win = geo.windows(xp[lay.channel_slice(k * cg, (k + 1) * cg)])
         dst_view = out[k * og:(k + 1) * og]
@@ -670,7 +780,7 @@ class Conv2D(OpDef):
 
     def workspace(ins, a):
         return conv_workspace(ins[0].shape, ins[1].shape, a, ins[0].dtype,
-                              chunked=bool(a.get(WORKSPACE_PRIVATE)))
+                              chunked=bool(a.get(WORKSPACE_PRIVATE)), forward=True)
 
     def workspace_key(node):
         return columns_key(node.inputs[0], node.inputs[1].type.shape, node.attrs)
