@@ -78,3 +78,19 @@ def test_w2_train_arena_stays_small(tmp_path, monkeypatch):
     fw_todkit.prepare(WORKLOADS["W2"], str(tmp_path), "todkit")
     s = Session(ms.read(str(tmp_path / "todkit_W2.ms")).graph)
     assert s.arena.nbytes < 3.2e6
+
+
+def test_half_batch_forward_into_a_non_contiguous_output(monkeypatch):
+    """Every other sample of a bigger array: the whole-batch path, the same numbers."""
+    rng = np.random.default_rng(11)
+    a = _attrs((3, 3), (1, 1), "same")
+    x = rng.standard_normal((4, 9, 9, 8))
+    w = rng.standard_normal((4, 3, 3, 8))
+    monkeypatch.setattr(conv, "COLUMN_CHUNK_BYTES", 2 * 4 * 81 * 72 * 8)
+    ws = conv.conv_workspace(x.shape, w.shape, a, dtypes.float64, forward=True)
+    big = np.full((8, 9, 9, 4), 5.0)
+    conv._conv_forward(x, w, big[::2], a, [big[::2], *[np.full(t.shape, np.nan) for t in ws]])
+    want = np.empty((4, 9, 9, 4))
+    conv._conv_forward(x, w, want, a)
+    np.testing.assert_allclose(big[::2], want, rtol=1e-12, atol=1e-12)
+    assert (big[1::2] == 5.0).all()

@@ -527,7 +527,8 @@ def _conv_forward(x, w, out, a, outs=()):
         _single_channel_forward(geo, xp, w, out, _scratch(outs, 1, per * oh * ow * kh * kw,
                                                           x.dtype))
         return
-    if _halves(geo, x.dtype.itemsize) and not np.may_share_memory(out, xp):
+    if (_halves(geo, x.dtype.itemsize) and out.flags.c_contiguous
+            and not np.may_share_memory(out, xp)):
         flat = _scratch(outs, 1, -(-geo.n // 2) * oh * ow * kh * kw * cg, x.dtype)
         _chunked_columns_forward(geo, xp, w.reshape(geo.o, -1), out, flat)
         return
