@@ -325,6 +325,12 @@ def test_pool_runs_pieces_on_two_threads_and_reraises():
     assert sorted(done) == [0, 1]
 
 
+def test_more_pieces_than_threads_all_run():
+    done = []
+    workers.pool(2).run([lambda k=k: done.append(k) for k in range(5)])
+    assert sorted(done) == list(range(5))
+
+
 def test_a_busy_pool_runs_the_pieces_in_the_caller():
     pool = workers.Pool(2)
     seen = []

@@ -85,7 +85,8 @@ class Pool:
                 worker.start(task)
             error = None
             try:
-                tasks[0]()
+                for task in [tasks[0], *tasks[1 + len(started):]]:  # more tasks than workers
+                    task()
             except BaseException as e:
                 error = e
             for worker in started:  # always wait: a worker may still write our arrays
