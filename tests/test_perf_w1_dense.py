@@ -168,3 +168,27 @@ def test_integer_step_counter_wraps_as_the_ufunc():
             _add_int_item(x, y, got, int(info.min), 1 << info.bits)
             with np.errstate(over="ignore"):
                 assert got[0] == np.add(x, y)[0], (dt, a, b)
+
+
+def test_a_scalar_run_does_not_move_an_update_past_a_node_reusing_its_bytes():
+    # Hypothesis found it: Muls n6, n8 and n10 are one run at n6's step, and the planner put
+    # n10's output in the bytes of n7's dead output: n7, between n6 and n8, wrote over
+    # n10's result once n10 ran early (only the nodes after n8 were checked).
+    g = Graph("scalars")
+    in0 = g.add_input("in0", TensorType((1,), dtypes.float32))
+    in1 = g.add_input("in1", TensorType((1,), dtypes.float32))
+    v = {}
+    for name, op, ins in [("n0", "Add", "in0 in0"), ("n1", "ReLU", "in0"),
+                          ("n2", "Add", "in0 in0"), ("n3", "ReLU", "in0"),
+                          ("n4", "ReLU", "in1"), ("n5", "Add", "in0 in0"),
+                          ("n6", "Mul", "in0 in0"), ("n7", "Add", "in0 in1"),
+                          ("n8", "Mul", "n4 n0"), ("n9", "Add", "in0 in0"),
+                          ("n10", "Mul", "in1 in1"), ("n11", "Add", "in0 n8")]:
+        args = [{"in0": in0, "in1": in1}.get(k) or v[k] for k in ins.split()]
+        v[name] = emit(g, op, args, name=f"{name}/{op}").outputs[0]
+    g.outputs = [v["n0"], v["n1"], v["n10"]]
+    s = Session(g)
+    s.array(in0)[...] = 0.125
+    s.array(in1)[...] = -0.25
+    s.run_step()
+    np.testing.assert_array_equal(s.array(v["n10"]), np.float32(0.0625))

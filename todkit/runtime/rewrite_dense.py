@@ -272,7 +272,7 @@ def _scalar_runs(g: _Graph) -> dict:
         op = _scalar_op(g, step)
         if op is None:
             continue
-        if run and not (g.same_side(run[0], step) and _movable(g, run[-1], step, op)):
+        if run and not (g.same_side(run[0], step) and _movable(g, run, step, op)):
             close()
         run.append(step)
         ops.extend(op)
@@ -280,12 +280,16 @@ def _scalar_runs(g: _Graph) -> dict:
     return fused
 
 
-def _movable(g: _Graph, last: int, step: int, ops: list) -> bool:
-    """Node ``step``'s ``ops`` may run right after node ``last``: no node between them
-    reads or writes memory they read or write (an unread output they do not write may
-    share bytes with a between node's scratch)."""
+def _movable(g: _Graph, run: list[int], step: int, ops: list) -> bool:
+    """Node ``step``'s ``ops`` may run with the ``run``, at its first step: no other node
+    from there to ``step`` reads or writes memory they read or write (an unread output they
+    do not write may share bytes with a between node's scratch; a dead output planned in
+    the same bytes as theirs is written by its node after the run)."""
     mine = [a for _, args in ops for a in args]
-    for between in range(last + 1, step):
+    members = set(run)
+    for between in range(run[0] + 1, step):
+        if between in members:
+            continue
         if any(np.may_share_memory(a, b) for a in _touches(g.ex, between) for b in mine):
             return False
     return True
