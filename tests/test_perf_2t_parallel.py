@@ -30,6 +30,7 @@ def small(monkeypatch):
     """Every call is worth splitting; BatchNorm runs in several (ragged) blocks; BLAS at one
     thread (its own threads round products differently; what is tested is the split)."""
     monkeypatch.setattr(rewrite_parallel, "MIN_VALUES", 1)
+    monkeypatch.setattr(rewrite_parallel, "MIN_STREAM_VALUES", 1)
     monkeypatch.setattr(rewrite_parallel, "MIN_PRODUCTS", 1)
     monkeypatch.setattr(norm, "_BLOCK_BYTES", 5 * C * 4 * 4)
     monkeypatch.setattr(norm, "_ROW", 2 * C)

@@ -26,9 +26,10 @@ Registered last in ``REWRITERS``: it wraps what the earlier rewriters chose (the
 calls run on the same views). BLAS runs one thread per piece meanwhile
 (``Parallel.run_tasks``). Not split: batch reductions (BiasAddGrad, filter gradients, the
 loss), nodes that share a keyed workspace (a forward convolution whose columns its filter
-gradient reads), random ops, calls below ``MIN_VALUES`` / ``MIN_PRODUCTS`` (a hand-off
-costs ~13 us), and nothing at all in an executor that keeps a large matrix product unsplit
-(``_blas_left``): that one wants BLAS's own threads, which then spin on the second core.
+gradient reads), random ops, calls below ``MIN_VALUES`` / ``MIN_STREAM_VALUES`` /
+``MIN_PRODUCTS`` (a hand-off costs ~13 us), and nothing at all in an executor that keeps a
+large matrix product unsplit (``_blas_left``): that one wants BLAS's own threads, which
+then spin on the second core.
 """
 
 from __future__ import annotations
@@ -40,9 +41,15 @@ from todkit.opset.norm import PARALLEL
 from todkit.opset.registry import WORKSPACE_FILLED, get_op
 from todkit.runtime.workers import Parallel, ranges
 
-# Fewest values in a call's largest output (or input) worth splitting: W2's LeNet layers
-# of 20-150K values run ~30-300 us, where two ~13 us hand-offs eat the gain.
-MIN_VALUES = 1 << 17
+# Fewest values in a call's largest output (or input) worth splitting. Measured on W4/W5's
+# calls (fastest of 7, pieces against the whole call at one BLAS thread): pooling 1.3-2.0x
+# from 650K values, Concat 1.1-1.7x from 500K but 0.65-0.7x at 200-300K.
+MIN_VALUES = 1 << 19
+# The same for the cheap element-wise ops, which stream memory at a few ns per value:
+# GoogleNet's ReLUs of 0.2-2.4M values ran 0.3-1.2x split, MobileNetV2's Adds 0.3-0.8x.
+STREAM_OPS = frozenset({"ReLU", "ReLU6", "ReluGrad", "ReLU6Grad", "Add", "Sub", "Mul",
+                        "RealDiv", "BiasAdd", "AddN", "Neg"})
+MIN_STREAM_VALUES = 1 << 22
 MIN_PRODUCTS = 1 << 22  # fewest multiply-adds of a convolution worth splitting (~0.1 ms)
 # Multiply-adds of an unsplit matrix product that turn splitting off (``_blas_left``).
 BLAS_LEFT_PRODUCTS = 1 << 22
@@ -176,12 +183,13 @@ def _big(arrays) -> bool:
 
 
 def _worth(node, ins, outs) -> bool:
-    """Enough work for two hand-offs: ``MIN_VALUES`` values touched, or for a convolution
-    ``MIN_PRODUCTS`` multiply-adds (ResNet18's last 3x3 layers write 32K values but make
-    151 M products)."""
+    """Enough work for two hand-offs: ``MIN_VALUES`` values touched (``MIN_STREAM_VALUES``
+    for the cheap element-wise ops), or for a convolution ``MIN_PRODUCTS`` multiply-adds
+    (ResNet18's last 3x3 layers write 32K values but make 151 M products)."""
     if node.op in ("Conv2D", "Conv2DBackpropInput"):
         return _products(node, ins, outs) >= MIN_PRODUCTS
-    return _big(list(ins) + list(outs[:len(node.outputs)]))
+    values = max(a.size for a in list(ins) + list(outs[:len(node.outputs)]))
+    return values >= (MIN_STREAM_VALUES if node.op in STREAM_OPS else MIN_VALUES)
 
 
 def _sample_split(ex, step, par):
