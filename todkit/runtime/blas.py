@@ -24,17 +24,23 @@ _PAIRS = (("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads6
           ("openblas_set_num_threads", "openblas_get_num_threads"))
 
 
-def _find() -> tuple | None:
-    """(set, get) of the OpenBLAS NumPy is linked with, or None (another BLAS, or none)."""
+def openblas_libraries():
+    """The OpenBLAS shared libraries NumPy's wheel ships (Linux ``numpy.libs``, macOS
+    ``.dylibs``), loaded; none for a NumPy built against another BLAS."""
     root = os.path.dirname(os.path.dirname(np.__file__))
     candidates = sorted(glob.glob(os.path.join(root, "numpy.libs", "*openblas*")))
     candidates += sorted(glob.glob(os.path.join(os.path.dirname(np.__file__), ".dylibs",
                                                 "*openblas*")))
     for path in candidates:
         try:
-            lib = ctypes.CDLL(path)
+            yield ctypes.CDLL(path)
         except OSError:
             continue
+
+
+def _find() -> tuple | None:
+    """(set, get) of the OpenBLAS NumPy is linked with, or None (another BLAS, or none)."""
+    for lib in openblas_libraries():
         for set_name, get_name in _PAIRS:
             if hasattr(lib, set_name) and hasattr(lib, get_name):
                 setter, getter = getattr(lib, set_name), getattr(lib, get_name)

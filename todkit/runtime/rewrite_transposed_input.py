@@ -22,14 +22,13 @@ and nothing outside the rewritten steps reads either value; the per-node kernels
 from __future__ import annotations
 
 import ctypes
-import glob
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from todkit.ir.graph import Node, Value
 from todkit.opset.registry import get_op
+from todkit.runtime.blas import openblas_libraries
 
 _FLATTENING = ("Reshape", "Flatten")
 # Copies along a K axis this short run slice by slice (each slice contiguous on one side;
@@ -45,16 +44,8 @@ def _find_omatcopy():
     0.38 ms for NumPy's three strided copies (as many each way). It multiplies by alpha = 1:
     every value keeps its bits except a signaling NaN, which comes out quiet; the products
     that read the copies make NaN of either."""
-    root = os.path.dirname(os.path.dirname(np.__file__))
-    paths = sorted(glob.glob(os.path.join(root, "numpy.libs", "*openblas*")))
-    paths += sorted(glob.glob(os.path.join(os.path.dirname(np.__file__), ".dylibs",
-                                           "*openblas*")))
     found = {}
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
+    for lib in openblas_libraries():
         for prefix, suffix, index in (("scipy_cblas_", "64_", ctypes.c_int64),
                                       ("cblas_", "64_", ctypes.c_int64),
                                       ("scipy_cblas_", "", ctypes.c_int32),
