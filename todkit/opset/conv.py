@@ -194,7 +194,7 @@ def conv_workspace(x_shape, w_shape, a, dtype, taps: bool = True,
     per_tap = 1 if not taps and lay.nhwc else kh * kw
     pixels = geo.n * oh * ow
     if chunked and _chunkable(geo):
-        pixels = _chunk_pixels(geo, np.dtype(dtype.np).itemsize)
+        pixels = _chunk_pixels(geo, np.dtype(dtype.np).itemsize, a.get(COLUMN_CHUNK))
     if forward and _halves(geo, np.dtype(dtype.np).itemsize):
         pixels = -(-geo.n // 2) * oh * ow
     if taps and _single_channel(geo):
@@ -206,17 +206,23 @@ def conv_workspace(x_shape, w_shape, a, dtype, taps: bool = True,
 # gradient shares them) makes them ~4 MB at a time: GoogleNet's 7x7/2 first layer on a
 # [16,224,224,3] batch would otherwise hold 118 MB of columns for one product.
 COLUMN_CHUNK_BYTES = 4 << 20
+# Attribute a caller may add for a smaller chunk than ``COLUMN_CHUNK_BYTES`` (bytes): the
+# pieces of a forward split by samples (runtime/rewrite_parallel.py) share one planned
+# chunk between them.
+COLUMN_CHUNK = "_column_chunk_bytes"
 
 
 def _chunkable(geo) -> bool:
     return geo.lay.nhwc and geo.g == 1 and not _pointwise(geo) and not _single_channel(geo)
 
 
-def _chunk_pixels(geo, itemsize: int) -> int:
+def _chunk_pixels(geo, itemsize: int, chunk_bytes: int | None = None) -> int:
     """Output pixels per chunk of columns: whole output rows, or whole samples when a
-    sample's columns fit, about ``COLUMN_CHUNK_BYTES``; never more than the whole batch."""
+    sample's columns fit, about ``chunk_bytes`` (default ``COLUMN_CHUNK_BYTES``); never
+    more than the whole batch."""
     (kh, kw), (oh, ow) = geo.khw, geo.ohw
-    rows = max(1, COLUMN_CHUNK_BYTES // (ow * kh * kw * geo.cg * itemsize))
+    chunk = COLUMN_CHUNK_BYTES if chunk_bytes is None else int(chunk_bytes)
+    rows = max(1, chunk // (ow * kh * kw * geo.cg * itemsize))
     if rows >= oh:
         return min(geo.n, rows // oh) * oh * ow
     return rows * ow
@@ -440,7 +446,37 @@ def _depthwise_spans(n, oh, rows):
     return [(i, i + 1, r0, min(oh, r0 + rows)) for i in range(n) for r0 in range(0, oh, rows)]
 
 
-def _depthwise_nhwc(geo, x, w, out):
+# Attribute a caller may add: the block buffers' bytes (input rows and products together)
+# instead of blocks of ``DEPTHWISE_BLOCK_BYTES`` of output.
+DEPTHWISE_BUFFER = "_depthwise_buffer_bytes"
+
+
+def _depthwise_rows(geo, itemsize, buffer_bytes=None) -> int:
+    """Output rows per block for ``_depthwise_spans`` (OH or more: whole samples):
+    ``DEPTHWISE_BLOCK_BYTES`` of output, or, given ``buffer_bytes``, the most whose buffers
+    (with the weights tiled per tap) take at most that: a stride-2 layer's input rows are
+    ~4x its output block. Blocks change no arithmetic: the same bits either way."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = geo.khw, geo.stride, geo.dilation, geo.ohw
+    c = geo.o
+    if buffer_bytes is None:
+        return max(1, DEPTHWISE_BLOCK_BYTES // max(1, ow * c * itemsize))
+    pw = -(-((ow - 1) * sw + (kw - 1) * dw + 1) // sw)
+
+    def cost(r):  # the input rows, the products and the tiled weights
+        per, r = (r // oh, oh) if r >= oh else (1, r)
+        return (per * (sw * ((r - 1) * sh + (kh - 1) * dh + 1) * pw + r * ow)
+                + kh * kw * ow) * c * itemsize
+    lo, hi = 1, geo.n * oh  # the most rows within the budget (at least one)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if cost(mid) <= buffer_bytes:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _depthwise_nhwc(geo, x, w, out, buffer_bytes=None):
     """Depthwise NHWC convolution (channel multiplier 1) in blocks of output rows: the
     block's padded input rows are copied into a small buffer and every kernel tap is
     multiplied and added while they are in cache (whole-batch taps streamed the output
@@ -456,8 +492,7 @@ def _depthwise_nhwc(geo, x, w, out):
     t, _, l, _ = geo.pads
     h, wd = geo.hw
     c = x.shape[3]
-    spans = _depthwise_spans(x.shape[0], oh, max(1, DEPTHWISE_BLOCK_BYTES
-                                                 // max(1, ow * c * x.itemsize)))
+    spans = _depthwise_spans(x.shape[0], oh, _depthwise_rows(geo, x.itemsize, buffer_bytes))
     nb = max(n1 - n0 for n0, n1, _, _ in spans)
     rmax = max(r1 - r0 for _, _, r0, r1 in spans)
     span_w = (ow - 1) * sw + (kw - 1) * dw + 1  # padded input columns the windows read
@@ -503,7 +538,7 @@ def _conv_forward(x, w, out, a, outs=()):
         w = np.ascontiguousarray(w[:, i0:i1, j0:j1, :])
         geo = _geo(x.shape, w.shape, a)
     if geo.depthwise and geo.lay.nhwc and geo.og == 1:
-        _depthwise_nhwc(geo, x, w, out)
+        _depthwise_nhwc(geo, x, w, out, a.get(DEPTHWISE_BUFFER))
         return
     if geo.depthwise:
         xp = geo.lay.pad(x, geo.pads)
@@ -533,7 +568,7 @@ def _conv_forward(x, w, out, a, outs=()):
         _chunked_columns_forward(geo, xp, w.reshape(geo.o, -1), out, flat)
         return
     if a.get(WORKSPACE_PRIVATE) and _chunkable(geo) and not np.may_share_memory(out, xp):
-        pixels = _chunk_pixels(geo, x.dtype.itemsize)
+        pixels = _chunk_pixels(geo, x.dtype.itemsize, a.get(COLUMN_CHUNK))
         flat = _scratch(outs, 1, pixels * kh * kw * cg, x.dtype)
         _chunked_columns_forward(geo, xp, w.reshape(geo.o, -1), out, flat)
         return

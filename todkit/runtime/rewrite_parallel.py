@@ -9,7 +9,9 @@ is split:
   forward, depthwise included, the input gradient of a convolution, pooling and its
   gradients, channel Concat, broadcasting element-wise ops): the same kernel on parts of
   the batch, each with its own workspace (cut from the planned one when the parts' needs
-  fit in it, else from a spare buffer of that part);
+  fit in it, else from a spare buffer of that part; a forward making its columns a chunk
+  at a time gives each piece its share of the planned chunk, ``conv.COLUMN_CHUNK``, and a
+  depthwise forward's pieces block by their buffers' bytes, ``DEPTHWISE_PIECE_BYTES``);
 - by flat ranges: element-wise ops over operands of one size and the optimizers (their
   update is element-wise): the kernel on contiguous ranges of every full-size operand;
 - by blocks: BatchNorm, BatchNormGrad and the fused BatchNorm calls of the earlier
@@ -37,8 +39,9 @@ from __future__ import annotations
 import numpy as np
 
 from todkit.ir.graph import TensorType
+from todkit.opset.conv import COLUMN_CHUNK, DEPTHWISE_BUFFER
 from todkit.opset.norm import PARALLEL
-from todkit.opset.registry import WORKSPACE_FILLED, get_op
+from todkit.opset.registry import WORKSPACE_FILLED, WORKSPACE_PRIVATE, get_op
 from todkit.runtime.workers import Parallel, ranges
 
 # Fewest values in a call's largest output (or input) worth splitting. Measured on W4/W5's
@@ -54,6 +57,12 @@ MIN_PRODUCTS = 1 << 22  # fewest multiply-adds of a convolution worth splitting 
 # Multiply-adds of an unsplit matrix product that turn splitting off (``_blas_left``).
 BLAS_LEFT_PRODUCTS = 1 << 22
 ALIGN = 64  # bytes: pieces of a planned workspace start on a cache line
+# A depthwise piece's block buffers (input rows and products, ``conv.DEPTHWISE_BUFFER``):
+# per piece at 2 threads, fastest of 11, W4's layers (ms, 256 KB output blocks -> these):
+# [16,56,56,144] 15.2 -> 9.7-10.0, [16,112,112,32] 8.4-9.3 -> 6.7-7.0, the stride-2 layers
+# within noise (their input rows, ~4x the output block, had taken 1.35 MB per piece: the
+# two pieces' buffers were W4's 2-thread memory peak).
+DEPTHWISE_PIECE_BYTES = 1 << 20
 
 # Ops whose output sample i reads only input sample i: op -> which inputs are per sample
 # (None: every input that has the batch axis, as the broadcasting element-wise ops).
@@ -101,9 +110,21 @@ def _batch_inputs(node, ins, out_shape) -> list[bool] | None:
     return cut
 
 
-def _part_attrs(node, attrs, lo, hi):
+def _part_attrs(node, attrs, lo, hi, outs, parts):
     if node.op == "Conv2DBackpropInput":  # x's NCHW shape: its batch is the piece's
         return {**attrs, "input_sizes": (hi - lo, *tuple(attrs["input_sizes"])[1:])}
+    if node.op != "Conv2D":
+        return attrs
+    if int(attrs.get("group", 1)) > 1:
+        # A depthwise forward's pieces block by their buffers' bytes (conv._depthwise_nhwc)
+        return {**attrs, DEPTHWISE_BUFFER: DEPTHWISE_PIECE_BYTES}
+    if attrs.get(WORKSPACE_PRIVATE) and len(outs) > 2:
+        # A forward making its columns a chunk at a time: each piece makes chunks of its
+        # share of the planned chunk, so the pieces' chunks fit in it (W4's first layer: a
+        # 3.9 MB spare buffer otherwise; a chunk's size changes no product's terms).
+        share = outs[2].nbytes // parts // ALIGN * ALIGN
+        if share > 0:
+            return {**attrs, COLUMN_CHUNK: share}
     return attrs
 
 
@@ -208,7 +229,8 @@ def _sample_split(ex, step, par):
 
     def cut_ins(a, k, lo, hi):
         return a[lo:hi] if k < 0 or cut[k] else a
-    found = _pieces(ex, step, cuts, cut_ins, lambda lo, hi: _part_attrs(node, attrs, lo, hi))
+    found = _pieces(ex, step, cuts, cut_ins,
+                    lambda lo, hi: _part_attrs(node, attrs, lo, hi, outs, len(cuts)))
     if found is None:
         return None
     return _split_call(kernel, _bind_spares(*found, par), par)
