@@ -148,3 +148,22 @@ def test_every_graph_output_holds_its_value_after_a_train_step():
         s.array(y_in)[...] = rng.integers(0, 3, size=y_in.type.shape)
         s.run_step(before=(lambda *args: None) if traced else None)
         np.testing.assert_array_equal(s.array(assign.outputs[0]), power.data)
+
+
+@pytest.mark.parametrize("opt", ["adam", "momentum", "sgd"])
+def test_a_new_learning_rate_reaches_the_fused_and_rewritten_calls(opt):
+    # set_learning_rate writes a constant lr in place and rebuilds no call: every call made
+    # at build (fused groups, rewrites) must read the lr array, not a copy of its value.
+    g = train_graph(opt)
+    s = Session(g)
+    rng = np.random.default_rng(0)
+    x_in, y_in = g.inputs
+    s.array(x_in)[...] = rng.normal(size=x_in.type.shape)
+    s.array(y_in)[...] = rng.integers(0, 3, size=y_in.type.shape)
+    s.run_step()
+    s.set_learning_rate(0.0)
+    params = [n.inputs[0] for n in s.roles.optimizers]  # the weights, not the slots
+    weights = [v.data.copy() for v in params]
+    s.run_step()
+    for v, before in zip(params, weights):
+        np.testing.assert_array_equal(v.data, before)

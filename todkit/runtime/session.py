@@ -360,7 +360,8 @@ class Session:
                 if key not in pinned:
                     pinned[key] = np.full(ins[k].shape, lr, dtype=ins[k].dtype)
                 ins[k] = pinned[key]
-        self._refresh_calls()
+        if pinned:  # bound inputs were replaced: rebuild the calls made from them (a const
+            self._refresh_calls()  # lr changed in place needs nothing: ~2 ms on W4)
 
     def get_learning_rate(self) -> float:
         """The first optimizer's lr; 0.0 without optimizers (as Lite)."""
