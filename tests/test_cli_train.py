@@ -115,3 +115,19 @@ def test_help(cmd, capsys):
     assert f"todkit {cmd}" in text
     if cmd != "info":
         assert "digits" in text and "upscaled" in text
+
+
+def test_threads_train_as_one_thread_and_a_bad_count_names_the_flag(mlp, tmp_path, capsys):
+    losses = []
+    for threads in ("1", "2"):
+        out = tmp_path / f"t{threads}.ms"
+        assert main(["train", str(mlp), "--epochs", "2", "--threads", threads,
+                     "--out", str(out), "--no-progress"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        losses.append([ln.split("loss ")[1].split()[0] for ln in lines[:2]])
+    assert losses[0] == losses[1]
+    assert main(["eval", str(tmp_path / "t2.ms"), "--threads", "2"]) == 0
+    assert "Accuracy is" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["train", str(mlp), "--threads", "0"])
+    assert "--threads" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from todkit.cli.datasets import DATA_HELP
+from todkit.cli.options import add_threads
 
 
 def add_parser(sub) -> None:
@@ -15,6 +16,7 @@ def add_parser(sub) -> None:
                        description=__doc__)
     p.add_argument("model", help=".ms model (train or inference)")
     p.add_argument("--data", default="digits", help=DATA_HELP)
+    add_threads(p)
     p.set_defaults(run=run)
 
 
@@ -23,7 +25,8 @@ def run(args) -> int:
     from todkit.cli import datasets
 
     model = lite.Model()
-    model.build_from_file(args.model, lite.ModelType.MINDIR_LITE, lite.Context(),
+    model.build_from_file(args.model, lite.ModelType.MINDIR_LITE,
+                          lite.Context(args.threads),
                           train_cfg=lite.TrainCfg())
     model.set_train_mode(False)
     data = model.get_inputs()[0]

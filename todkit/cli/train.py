@@ -9,6 +9,7 @@ import sys
 import time
 
 from todkit.cli.datasets import DATA_HELP
+from todkit.cli.options import add_threads
 
 INTERRUPTED = 130
 
@@ -27,6 +28,7 @@ def add_parser(sub) -> None:
                    help="trained model path (default: MODEL_trained.ms); Ctrl-C saves here too")
     p.add_argument("--plot", default=None, help="save a loss/accuracy plot (PNG, matplotlib)")
     p.add_argument("--seed", type=int, default=0, help="shuffle seed")
+    add_threads(p)
     p.add_argument("--no-progress", action="store_true",
                    help="one line per epoch, no bar (the default when stderr is not a terminal)")
     p.set_defaults(run=run)
@@ -108,7 +110,8 @@ def run(args) -> int:
     from todkit.cli import datasets
 
     model = lite.Model()
-    model.build_from_file(args.model, lite.ModelType.MINDIR_LITE, lite.Context(),
+    model.build_from_file(args.model, lite.ModelType.MINDIR_LITE,
+                          lite.Context(args.threads),
                           train_cfg=lite.TrainCfg())
     if not model.get_train_mode():
         print(f"todkit train: {args.model} is an inference model (no loss node)",
