@@ -133,3 +133,25 @@ def test_a_file_that_cannot_be_mapped_is_read(tmp_path, monkeypatch):
     assert raw == path.read_bytes()
     assert [n.op for n in read_ms_file(path).graph.nodes] == [
         n.op for n in ms.read(path.read_bytes()).graph.nodes]
+
+
+def test_a_file_cut_short_while_loading_names_the_file_and_the_tensor(tmp_path, monkeypatch):
+    from todkit.formats.ms.read import MappedFile
+
+    path = tmp_path / "tiny.ms"
+    write_ms(train_graph("momentum"), path)
+    mapped = ms.map_file(path)
+    with pytest.raises(GraphFileError, match="file ended at byte"):  # pread past the end
+        mapped.read_into(np.empty(4, np.float32), len(mapped))
+    # (Truncating the mapped file for real would end the test process with SIGBUS as soon
+    # as a table page past the new end is read; the weights' own reads are what may fail.)
+    real = MappedFile.read_into
+
+    def cut_short(self, arr, offset):
+        if offset > 64:
+            raise GraphFileError(f"file ended at byte {offset} while reading tensor data")
+        real(self, arr, offset)
+
+    monkeypatch.setattr(MappedFile, "read_into", cut_short)
+    with pytest.raises(GraphFileError, match=r"tiny\.ms.*tensor \d+ \('.*file ended"):
+        ms.read(mapped, where=str(path))

@@ -241,7 +241,10 @@ class _Builder:
         if isinstance(self.raw, MappedFile) and "data" in t.spans and sys.byteorder == "little":
             arr = np.empty(_dims(t), dt.np)
             start, nbytes = t.spans["data"]
-            self.raw.read_into(arr, start)
+            try:
+                self.raw.read_into(arr, start)
+            except (GraphFileError, OSError) as e:
+                self.fail(f"tensor {i} ({self.tensor_name(i)!r}): {e}")
             # A tensor's table and dims sit beside its data, and reading them mapped the
             # data's pages around them: unmap that neighbourhood (2 MB, the largest folio).
             self.raw.drop_pages(max(0, start - NEIGHBOURHOOD), start + nbytes + NEIGHBOURHOOD)
