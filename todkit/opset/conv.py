@@ -210,6 +210,9 @@ COLUMN_CHUNK_BYTES = 4 << 20
 # pieces of a forward split by samples (runtime/rewrite_parallel.py) share one planned
 # chunk between them.
 COLUMN_CHUNK = "_column_chunk_bytes"
+# Attribute of a forward call that must leave all its samples' columns in workspace 1 (a
+# piece of a call whose columns the filter gradient reads, ``forward_pieces``): no chunks.
+COLUMNS_KEPT = "_columns_kept"
 
 
 def _chunkable(geo) -> bool:
@@ -562,12 +565,14 @@ def _conv_forward(x, w, out, a, outs=()):
         _single_channel_forward(geo, xp, w, out, _scratch(outs, 1, per * oh * ow * kh * kw,
                                                           x.dtype))
         return
-    if (_halves(geo, x.dtype.itemsize) and out.flags.c_contiguous
+    kept = a.get(COLUMNS_KEPT, False)  # a piece of a split call: every column is read later
+    if (not kept and _halves(geo, x.dtype.itemsize) and out.flags.c_contiguous
             and not np.may_share_memory(out, xp)):
         flat = _scratch(outs, 1, -(-geo.n // 2) * oh * ow * kh * kw * cg, x.dtype)
         _chunked_columns_forward(geo, xp, w.reshape(geo.o, -1), out, flat)
         return
-    if a.get(WORKSPACE_PRIVATE) and _chunkable(geo) and not np.may_share_memory(out, xp):
+    if (not kept and a.get(WORKSPACE_PRIVATE) and _chunkable(geo)
+            and not np.may_share_memory(out, xp)):
         pixels = _chunk_pixels(geo, x.dtype.itemsize, a.get(COLUMN_CHUNK))
         flat = _scratch(outs, 1, pixels * kh * kw * cg, x.dtype)
         _chunked_columns_forward(geo, xp, w.reshape(geo.o, -1), out, flat)
@@ -728,18 +733,32 @@ def _conv_backprop_input(dy, w, out, a, outs=()):
         out[...] = lay.crop(dxp, geo.pads, geo.hw)
 
 
-def _conv_backprop_filter(dy, x, out, a, outs=()):
+def _live_block(out, cut):
+    """The live taps' block of filter gradient ``out`` (OHWI) under ``_trimmed``'s ``cut``,
+    the dead taps' gradient zeroed (they only read padding); ``out`` itself without one."""
+    if cut is None:
+        return out
+    (i0, i1), (j0, j1), _ = cut
+    out[:, :i0] = 0
+    out[:, i1:] = 0
+    out[:, i0:i1, :j0] = 0
+    out[:, i0:i1, j1:] = 0
+    return out[:, i0:i1, j0:j1, :]
+
+
+def _live_filter(x, out, a):
+    """(geo, attrs, out) of the convolution a filter gradient computes: ``_trimmed``'s cut
+    one (``out`` its ``_live_block``), else the call's own."""
     geo = _geo(x.shape, out.shape, a)
     cut = _trimmed(geo, a)
-    if cut is not None:
-        (i0, i1), (j0, j1), a = cut
-        # The dead taps' gradient is zero; the live block is computed as a cut convolution.
-        out[:, :i0] = 0
-        out[:, i1:] = 0
-        out[:, i0:i1, :j0] = 0
-        out[:, i0:i1, j1:] = 0
-        out = out[:, i0:i1, j0:j1, :]
-        geo = _geo(x.shape, out.shape, a)
+    if cut is None:
+        return geo, a, out
+    out = _live_block(out, cut)
+    return _geo(x.shape, out.shape, cut[2]), cut[2], out
+
+
+def _conv_backprop_filter(dy, x, out, a, outs=()):
+    geo, a, out = _live_filter(x, out, a)
     lay, og, cg = geo.lay, geo.og, geo.cg
     if geo.depthwise:
         xp = lay.pad(x, geo.pads)
@@ -891,3 +910,102 @@ class Conv2DBackpropFilter(OpDef):
 
     def workspace_key(node):
         return columns_key(node.inputs[1], _sizes(node.attrs, "filter_sizes"), node.attrs)
+
+
+# -- pieces for two or more threads (runtime/rewrite_parallel.py) ---------------------------
+# A convolution whose im2col columns the forward pass makes and its filter gradient reads
+# (``columns_key``) cannot be cut into whole-kernel calls on parts of the batch: the filter
+# gradient sums over every sample. These make the kernels' work as zero-argument calls a
+# pool runs at once: columns and forward products by samples (each piece writes its own
+# samples' rows of the shared columns), filter products by output channels (each piece its
+# own rows of the gradient, every term summed as in the one product).
+
+def _live(x_shape, w_shape, a):
+    """(geo, geo of the convolution the kernels compute (``_trimmed``'s cut or the same),
+    its attributes)."""
+    geo = _geo(x_shape, w_shape, a)
+    cut = _trimmed(geo, a)
+    if cut is None:
+        return geo, geo, a
+    (i0, i1), (j0, j1), attrs = cut
+    return geo, _geo(x_shape, (geo.o, i1 - i0, j1 - j0, geo.cg), attrs), attrs
+
+
+def _per_sample(live, x, outs):
+    """(padded input values, column values) per sample, and workspaces 0 and 1 flat, or
+    None when they do not hold the whole batch's."""
+    (kh, kw), (oh, ow) = live.khw, live.ohw
+    per_cols = oh * ow * kh * kw * live.cg
+    per_pad = int(np.prod(_padded_shape(live, live.lay.channels(x.shape)))) // live.n \
+        if any(live.pads) else 0
+    if len(outs) < 3:
+        return None
+    pad, cols = outs[1].reshape(-1), outs[2].reshape(-1)
+    if cols.size < live.n * per_cols or pad.size < live.n * per_pad:
+        return None
+    return per_pad, per_cols, pad, cols
+
+
+def forward_pieces(x, w, out, a, outs, cuts):
+    """Calls that together run Conv2D's kernel on ``x`` (``outs``: the output and the
+    workspaces, as bound), one per sample range of ``cuts``, each filling its samples' rows
+    of the columns in workspace 1; None where the call takes another path."""
+    geo, live, _ = _live(x.shape, w.shape, a)
+    if (geo.depthwise or not live.lay.nhwc or live.g != 1 or _single_channel(live)
+            or 1 in a.get(WORKSPACE_FILLED, ()) or not out.flags.c_contiguous):
+        return None
+    if _pointwise(live):  # no columns: plain pieces of the batch
+        return [lambda lo=lo, hi=hi: _conv_forward(x[lo:hi], w, out[lo:hi], a, (out[lo:hi],))
+                for lo, hi in cuts]
+    found = _per_sample(live, x, outs)
+    if found is None:
+        return None
+    per_pad, per_cols, pad, cols = found
+    kept = {**a, COLUMNS_KEPT: True}
+    kept.pop(WORKSPACE_PRIVATE, None)
+
+    def piece(lo, hi):
+        part = (out[lo:hi], pad[lo * per_pad:hi * per_pad], cols[lo * per_cols:hi * per_cols])
+        return lambda: _conv_forward(x[lo:hi], w, part[0], kept, part)
+    return [piece(lo, hi) for lo, hi in cuts]
+
+
+def filter_pieces(dy, x, out, a, outs, sample_cuts, channel_cuts):
+    """(column calls, product calls) that together run Conv2DBackpropFilter's kernel: the
+    columns by sample ranges (none when the forward pass filled them, or for a 1x1/1
+    convolution, whose input is its columns), then the products by output-channel ranges;
+    None where the call takes another path (depthwise, one input channel, NCHW)."""
+    geo, live, live_attrs = _live(x.shape, out.shape, a)
+    if geo.depthwise or not live.lay.nhwc or live.g != 1 or _single_channel(live):
+        return None
+    cut = _trimmed(geo, a)
+    dy2 = dy.reshape(-1, geo.o)
+    if _pointwise(live):
+        matrix, columns = x.reshape(-1, x.shape[3]), []
+    else:
+        found = _per_sample(live, x, outs)
+        if found is None:
+            return None
+        per_pad, per_cols, pad, cols = found
+        matrix = cols[:live.n * per_cols].reshape(live.n * live.ohw[0] * live.ohw[1], -1)
+        live_shape = (geo.o, *live.khw, live.cg)
+
+        def part(lo, hi):
+            def make():
+                g = _geo(x[lo:hi].shape, live_shape, live_attrs)
+                win = g.windows(_pad_into(g, x[lo:hi], pad[lo * per_pad:hi * per_pad]))
+                np.copyto(cols[lo * per_cols:hi * per_cols].reshape(win.shape), win)
+            return make
+        filled = 1 in a.get(WORKSPACE_FILLED, ()) and not _small_columns(live, x.dtype.itemsize)
+        columns = [] if filled else [part(lo, hi) for lo, hi in sample_cuts]
+
+    def product(o0, o1):
+        def run():
+            block = _live_block(out[o0:o1], cut)
+            dst = block.reshape(o1 - o0, -1)
+            if np.shares_memory(dst, block):
+                np.matmul(dy2[:, o0:o1].T, matrix, out=dst)
+            else:
+                block[...] = (dy2[:, o0:o1].T @ matrix).reshape(block.shape)
+        return run
+    return columns, [product(o0, o1) for o0, o1 in channel_cuts]

@@ -3,7 +3,7 @@ splits into independent pieces run those pieces on the worker pool (runtime/work
 
 NumPy releases the GIL in its loops, so Python threads each running a piece of one kernel
 run at once (compute-bound pieces: ~1.85x on the 2-core bench machine; passes that stream
-memory gain 1.05-1.15x, one core nearly fills its memory bandwidth). Three ways a call
+memory gain 1.05-1.15x, one core nearly fills its memory bandwidth). Four ways a call
 is split:
 - by samples: ops whose output sample i depends only on input sample i (convolution
   forward, depthwise included, the input gradient of a convolution, pooling and its
@@ -19,6 +19,12 @@ is split:
   attributes and run their block loops in parts themselves: the batch statistics are
   per-block partial sums combined afterwards in the same order, so they stay whole-batch
   statistics with the 1-thread bits.
+- in phases: a forward convolution whose im2col columns its filter gradient reads, and the
+  filter gradients (``_columns_split``: conv.forward_pieces, conv.filter_pieces): columns
+  and forward products by samples, each piece filling its own rows of the shared columns;
+  filter gradients remake their columns by samples (unless the forward filled them), then
+  their products run by output channels (a sum over the batch cannot be cut by samples
+  without changing its order).
 Every element is computed as the whole call computes it, so the results are the 1-thread
 ones bit for bit, except where a piece is a BLAS product cut by rows (im2col and 1x1
 convolutions, the input gradient): OpenBLAS rounds a row by its position in the product
@@ -26,12 +32,11 @@ convolutions, the input gradient): OpenBLAS rounds a row by its position in the 
 not), so those equal the 1-thread results to float rounding, as 2 BLAS threads did.
 Registered last in ``REWRITERS``: it wraps what the earlier rewriters chose (their fused
 calls run on the same views). BLAS runs one thread per piece meanwhile
-(``Parallel.run_tasks``). Not split: batch reductions (BiasAddGrad, filter gradients, the
-loss), nodes that share a keyed workspace (a forward convolution whose columns its filter
-gradient reads), random ops, calls below ``MIN_VALUES`` / ``MIN_STREAM_VALUES`` /
-``MIN_PRODUCTS`` (a hand-off costs ~13 us), and nothing at all in an executor that keeps a
-large matrix product unsplit (``_blas_left``): that one wants BLAS's own threads, which
-then spin on the second core.
+(``Parallel.run_tasks``). Not split: other batch reductions (BiasAddGrad, the loss),
+other nodes that share a keyed workspace, random ops, calls below ``MIN_VALUES`` /
+``MIN_STREAM_VALUES`` / ``MIN_PRODUCTS`` (a hand-off costs ~13 us), and nothing at all in
+an executor that keeps a large matrix product unsplit (``_blas_left``): that one wants
+BLAS's own threads, which then spin on the second core.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from __future__ import annotations
 import numpy as np
 
 from todkit.ir.graph import TensorType
+from todkit.opset import conv
 from todkit.opset.conv import COLUMN_CHUNK, DEPTHWISE_BUFFER
 from todkit.opset.norm import PARALLEL
 from todkit.opset.registry import WORKSPACE_FILLED, WORKSPACE_PRIVATE, get_op
@@ -54,6 +60,13 @@ STREAM_OPS = frozenset({"ReLU", "ReLU6", "ReluGrad", "ReLU6Grad", "Add", "Sub", 
                         "RealDiv", "BiasAdd", "AddN", "Neg"})
 MIN_STREAM_VALUES = 1 << 22
 MIN_PRODUCTS = 1 << 22  # fewest multiply-adds of a convolution worth splitting (~0.1 ms)
+# The column-sharing convolutions and filter gradients are split (``_columns_split``) only
+# in an executor where one of them makes at least this many multiply-adds. Pieces of such
+# products on one BLAS thread each run as fast as BLAS's own two threads (ResNet18's, W6,
+# 37-77 M: 1.53x and 1.55x of one thread), and the rest of the step splits too (W6 at 2
+# threads 53.6 -> 52.5 ms); smaller ones run faster on BLAS's threads (LeNet's 7.7 M, W2:
+# 1.98 ms per step whole, 2.46 split), and the step then stays BLAS-threaded.
+COLUMNS_SPLIT_PRODUCTS = 1 << 25
 # Multiply-adds of an unsplit matrix product that turn splitting off (``_blas_left``).
 BLAS_LEFT_PRODUCTS = 1 << 22
 ALIGN = 64  # bytes: pieces of a planned workspace start on a cache line
@@ -207,7 +220,7 @@ def _worth(node, ins, outs) -> bool:
     """Enough work for two hand-offs: ``MIN_VALUES`` values touched (``MIN_STREAM_VALUES``
     for the cheap element-wise ops), or for a convolution ``MIN_PRODUCTS`` multiply-adds
     (ResNet18's last 3x3 layers write 32K values but make 151 M products)."""
-    if node.op in ("Conv2D", "Conv2DBackpropInput"):
+    if node.op in ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"):
         return _products(node, ins, outs) >= MIN_PRODUCTS
     values = max(a.size for a in list(ins) + list(outs[:len(node.outputs)]))
     return values >= (MIN_STREAM_VALUES if node.op in STREAM_OPS else MIN_VALUES)
@@ -284,13 +297,43 @@ def _shares_workspace(ex, step) -> bool:
     return bool(opdef.workspace_key and opdef.workspace_key(node)) and step not in ex.private
 
 
+def _phased_call(phases, par):
+    """One call running each phase's tasks at once, the phases one after the other."""
+    def phased_call(ins, outs, a, rt):
+        for tasks in phases:
+            par.run_tasks(tasks)
+    return phased_call
+
+
+def _columns_split(ex, step, par):
+    """A forward convolution making columns its filter gradient reads (pieces by samples,
+    each filling its rows of them) or a filter gradient (its columns by samples unless the
+    forward pass filled them, then its products by output channels): ``conv.forward_pieces``
+    and ``conv.filter_pieces``. None where the kernel takes another path."""
+    node = ex.nodes[step]
+    _, ins, outs, attrs = ex.bound[step]
+    samples = ranges(ins[0].shape[0] if node.op == "Conv2D" else ins[1].shape[0], par.parts)
+    if len(samples) < 2:
+        return None
+    if node.op == "Conv2D":
+        tasks = conv.forward_pieces(ins[0], ins[1], outs[0], attrs, outs, samples)
+        return None if tasks is None else _phased_call([tasks], par)
+    found = conv.filter_pieces(ins[0], ins[1], outs[0], attrs, outs, samples,
+                               ranges(outs[0].shape[0], par.parts))
+    return None if found is None else _phased_call([p for p in found if p], par)
+
+
 def _plain(ex, ctx, step, par):
     """The split call for node ``step``'s own bound kernel, or None."""
     node = ex.nodes[step]
-    kernel, ins, outs, _ = ex.bound[step]
-    if kernel is not get_op(node.op).kernel or _shares_workspace(ex, step):
+    kernel, ins, outs, attrs = ex.bound[step]
+    if kernel is not get_op(node.op).kernel or not _worth(node, ins, outs):
         return None
-    if not _worth(node, ins, outs):
+    if node.op == "Conv2DBackpropFilter" or (node.op == "Conv2D"
+                                             and _shares_workspace(ex, step)):
+        call = _columns_split(ex, step, par)
+        return None if call is None else (call, ins, outs, attrs)
+    if _shares_workspace(ex, step):
         return None
     norm = _norm_call(ex.bound[step], par)
     if norm is not None:
@@ -338,6 +381,7 @@ def rewrite_parallel(ex, ctx) -> dict:
         return {}
     par = Parallel(ctx.threads)
     fused: dict = {}
+    phased: dict[int, int] = {}  # step -> products of a ``_columns_split`` call
     for step in range(len(ex.nodes)):
         if step in ctx.taken:
             entry = ctx.chosen.get(step)
@@ -347,6 +391,11 @@ def rewrite_parallel(ex, ctx) -> dict:
         entry = _plain(ex, ctx, step, par)
         if entry is not None:
             fused[step] = entry
+            if entry[0].__name__ == "phased_call":
+                phased[step] = _products(ex.nodes[step], *ex.bound[step][1:3])
+    if phased and max(phased.values()) < COLUMNS_SPLIT_PRODUCTS:
+        for step in phased:
+            del fused[step]
     covered = set(fused) | {s for s in ctx.taken if s in ctx.chosen and ctx.chosen[s] is None}
     return {} if _blas_left(ex, covered) else fused
 
