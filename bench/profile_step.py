@@ -35,9 +35,9 @@ import fw_todkit  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
 
-def load(w, cache):
+def load(w, cache, threads=1):
     fw_todkit.prepare(w, cache, "todkit")
-    step, _ = fw_todkit.setup(w, 1, cache, "todkit")
+    step, _ = fw_todkit.setup(w, threads, cache, "todkit")
     from todkit import lite  # noqa: F401  (already imported by setup)
 
     return step
@@ -50,7 +50,7 @@ def session_of(step):
     return model.session
 
 
-def per_kernel(sess, steps):
+def per_kernel(sess, steps, top=12):
     ex = sess.train
     ex_rt = sess.rt
     ex_rt.training = True
@@ -84,7 +84,7 @@ def per_kernel(sess, steps):
     for op_name, t in sorted(by_op.items(), key=lambda kv: -kv[1]):
         lines.append(f"  {op_name:<40} {count[op_name]:>5} {t:>9.3f} {t / total:>6.1%}")
     lines.append("  top nodes:")
-    for i in np.argsort(-per_node)[:12]:
+    for i in np.argsort(-per_node)[:top]:
         n = call_nodes[i]
         shapes = " ".join(str(list(v.type.shape)) for v in n.inputs[:2])
         lines.append(f"    {per_node[i]:>8.3f} ms {n.op:<28} {shapes}  {n.name[-60:]}")
@@ -155,9 +155,10 @@ def main(argv=None) -> int:
     ap.add_argument("workloads", nargs="*", default=["W1", "W2", "W3"])
     ap.add_argument("--steps", type=int, default=0, help="default: per workload")
     ap.add_argument("--what", default="ops,cprofile,alloc")
+    ap.add_argument("--top", type=int, default=12, help="nodes listed by time")
     ap.add_argument("--threads", type=int, default=1,
-                    help="BLAS threads for the per-kernel timings (sessions pin their own "
-                         "count in run_step; bench/run.py's 1T cells run one)")
+                    help="the session's thread count (lite.Context thread_num) and the BLAS "
+                         "threads of the per-kernel timings")
     args = ap.parse_args(argv)
     from todkit.runtime import blas
 
@@ -167,7 +168,7 @@ def main(argv=None) -> int:
         w = WORKLOADS[wid]
         steps = args.steps or max(w.min_steps, min(w.steps // 4, 200))
         with tempfile.TemporaryDirectory() as cache:
-            step = load(w, cache)
+            step = load(w, cache, args.threads)
             for _ in range(w.warmup):
                 step()
             sess = session_of(step)
@@ -175,7 +176,7 @@ def main(argv=None) -> int:
                   f"{os.environ.get('OPENBLAS_CORETYPE')}, MALLOC_MMAP_THRESHOLD_="
                   f"{os.environ.get('MALLOC_MMAP_THRESHOLD_')}")
             if "ops" in what:
-                print(per_kernel(sess, steps))
+                print(per_kernel(sess, steps, args.top))
             if "cprofile" in what:
                 print(profile(step, steps))
             if "alloc" in what:
