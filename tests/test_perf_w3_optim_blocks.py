@@ -117,6 +117,29 @@ def test_momentum_blocks_equal_whole_arrays(block, dtype, shape, nesterov):
     np.testing.assert_array_equal(accum, want[1])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("workspace", [False, True])
+def test_plain_sgd_blocks_equal_whole_arrays(block, dtype, shape, workspace):
+    """SGD without momentum or weight decay (W4, W5, W7): p -= lr * g through the planned
+    workspace (no array of the parameter's size per call); accum and stat stay as they
+    are, as in MindSpore's CPU kernel."""
+    p, accum, stat, g = _state(shape, dtype, seed=5)
+    want = p - g * dtype(0.05)
+    before = accum.copy(), stat.copy()
+    outs = [np.ones(1, np.float32)]
+    if workspace:
+        outs.append(np.full(get_op("SGD").workspace(
+            [TensorType(shape, dtypes.from_numpy(np.dtype(dtype)))], {})[0].shape, np.nan,
+            dtype))
+    get_op("SGD").kernel([p, g, _s(0.05, dtype), accum, _s(0.0, dtype), stat], outs,
+                         {"weight_decay": 0.0, "dampening": 0.0, "nesterov": False}, None)
+    np.testing.assert_array_equal(p, want)
+    np.testing.assert_array_equal(accum, before[0])
+    np.testing.assert_array_equal(stat, before[1])
+    assert outs[0][0] == 0
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_adam_weight_decay_blocks_equal_whole_arrays(block, shape):
     p, m, v, g = _state(shape, np.float32, seed=2)
@@ -162,3 +185,4 @@ def test_workspaces_are_one_block():
 
     assert ws("Adam", big) == (optim.ADAM_BLOCK,) and ws("Adam", small) == (small,)
     assert ws("ApplyMomentum", 5 * optim.MOMENTUM_BLOCK) == (optim.MOMENTUM_BLOCK,)
+    assert ws("SGD", 5 * optim.MOMENTUM_BLOCK) == (optim.MOMENTUM_BLOCK,)

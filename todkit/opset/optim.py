@@ -123,6 +123,12 @@ def _momentum_update(p, accum, g, step, lr, mom, nesterov):
     p -= step
 
 
+def _sgd_update(p, g, step, lr):
+    """p -= lr * g (SGD without momentum or weight decay)."""
+    np.multiply(g, lr, out=step)
+    p -= step
+
+
 def _adam_weight_decay_update(p, m, v, g, tmp, c1, c2, eps, lr, decay):
     """The moments as Adam's; p -= lr * (m / (sqrt(v) + eps) + decay*p)."""
     _adam_moments(m, v, g, tmp, c1, c2)
@@ -221,13 +227,19 @@ class SGD(OpDef):
 
     def kernel(ins, outs, a, rt):
         p, g, lr, accum, mom, stat = ins
+        dt = p.dtype
+        lr, mom = _scalar(lr, dt), _scalar(mom, dt)
+        wd = dt.type(a["weight_decay"])
+        if not mom > 0 and not wd > 0:  # the plain step, through the planned workspace
+            _blocked(_sgd_update, [p, g], outs[1] if len(outs) > 1 else None,
+                     MOMENTUM_BLOCK, lr)
+            outs[0].fill(0)
+            return
         g, accum = _like(g, p.shape), _like(accum, p.shape)
         if stat.size == p.size:
             stat = _like(stat, p.shape)
-        dt = p.dtype
         one = dt.type(1)
-        lr, mom = _scalar(lr, dt), _scalar(mom, dt)
-        wd, damp = dt.type(a["weight_decay"]), dt.type(a["dampening"])
+        damp = dt.type(a["dampening"])
         step = np.array(g)
         if wd > 0:
             step += wd * p
@@ -245,6 +257,9 @@ class SGD(OpDef):
         step *= lr
         p -= step
         outs[0].fill(0)
+
+    def workspace(ins, a):
+        return [TensorType((min(ins[0].size, MOMENTUM_BLOCK),), ins[0].dtype)]
 
 
 def _assign_infer(ins, a):
