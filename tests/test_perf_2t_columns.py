@@ -181,3 +181,9 @@ def test_no_pieces_where_the_kernels_take_another_path():
     filled = {**a, WORKSPACE_FILLED: frozenset({1})}  # another node made the columns
     assert conv.forward_pieces(x, w, out, filled, [out, *ws], [(0, 1), (1, 2)]) is None
     assert conv.forward_pieces(x, w, out, a, [out], [(0, 1), (1, 2)]) is None  # no workspace
+    # A strided dy: its reshape would be a copy made once, stale at the next call.
+    fa = {**a, "filter_sizes": (4, 4, 3, 3)}
+    dw = np.empty(w.shape, np.float32)
+    wide = np.zeros(dy.shape[:3] + (8,), np.float32)
+    assert conv.filter_pieces(wide[..., ::2], x, dw, fa, [dw, *ws], [(0, 1), (1, 2)],
+                              [(0, 2), (2, 4)]) is None

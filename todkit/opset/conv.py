@@ -976,11 +976,14 @@ def filter_pieces(dy, x, out, a, outs, sample_cuts, channel_cuts):
     convolution, whose input is its columns), then the products by output-channel ranges;
     None where the call takes another path (depthwise, one input channel, NCHW)."""
     geo, live, live_attrs = _live(x.shape, out.shape, a)
-    if geo.depthwise or not live.lay.nhwc or live.g != 1 or _single_channel(live):
-        return None
+    if (geo.depthwise or not live.lay.nhwc or live.g != 1 or _single_channel(live)
+            or not dy.flags.c_contiguous):
+        return None  # (the calls keep views made now: a reshaped copy would go stale)
     cut = _trimmed(geo, a)
     dy2 = dy.reshape(-1, geo.o)
     if _pointwise(live):
+        if not x.flags.c_contiguous:
+            return None
         matrix, columns = x.reshape(-1, x.shape[3]), []
     else:
         found = _per_sample(live, x, outs)
