@@ -120,7 +120,7 @@ def test_w1_layout_is_rewritten():
     s = Session(mlp_graph())
     assert _kernels(s.train) == [
         "_scalars", "_matmul_bias_relu", "_matmul_bias", "planned", "_matmul_relu_grad",
-        "_matmul", "_bias_grad", "_matmul", "_bias_grad", "planned", "_scalars", "kernel"]
+        "_matmul", "_bias_grad", "_matmul", "_bias_grad", "planned", "_scalars", "fused_adam"]
     # the step counter joined the beta-power Assigns across the fused Adam call
     assert len(s.train.calls[-2][3]["ops"]) == 3
     assert _kernels(s.eval) == ["_matmul_bias_relu", "_matmul_bias"]

@@ -186,3 +186,33 @@ def test_workspaces_are_one_block():
     assert ws("Adam", big) == (optim.ADAM_BLOCK,) and ws("Adam", small) == (small,)
     assert ws("ApplyMomentum", 5 * optim.MOMENTUM_BLOCK) == (optim.MOMENTUM_BLOCK,)
     assert ws("SGD", 5 * optim.MOMENTUM_BLOCK) == (optim.MOMENTUM_BLOCK,)
+
+
+def test_planned_adam_makes_the_kernels_calls_bit_for_bit():
+    """optim.planned_adam (a fused group's call, W1): the kernel's arithmetic with the scalars
+    read at each call (a new lr, advanced beta powers), the same bits; None where it
+    cannot bind views (larger than a block, a reshaped moment, no scratch)."""
+    shape = (5, 9)
+    p, m, v, g = _state(shape, np.float32, seed=6)
+    ins = [p, m, v, *(_s(x, np.float32) for x in (0.9, 0.999, 1e-3, 0.9, 0.999, 1e-8)), g]
+    twin = [a.copy() for a in ins]
+    run = optim.planned_adam(ins, [np.ones(1, np.float32), np.empty(45, np.float32)])
+    for step in range(3):
+        ins[3] *= np.float32(0.9)  # as the graph advances the powers between steps
+        ins[4] *= np.float32(0.999)
+        ins[5][0] = twin[5][0] = np.float32(1e-3 / (step + 1))
+        twin[3][...], twin[4][...] = ins[3], ins[4]
+        run()
+        get_op("Adam").kernel(twin, [np.ones(1, np.float32), np.empty(45, np.float32)],
+                              {"use_nesterov": False}, None)
+        for got, want in zip(ins[:3], twin[:3]):
+            np.testing.assert_array_equal(got, want)
+    ins[3][0] = 1.0
+    with pytest.raises(ValueError, match="beta powers"):
+        run()
+    scratch = [np.ones(1, np.float32), np.empty(45, np.float32)]
+    assert optim.planned_adam([p, m.reshape(9, 5), *ins[2:]], scratch) is None
+    assert optim.planned_adam(ins, scratch[:1]) is None
+    big = np.zeros(optim.ADAM_BLOCK + 1, np.float32)
+    assert optim.planned_adam([big, big.copy(), big.copy(), *ins[3:9], big.copy()],
+                              [scratch[0], big.copy()]) is None
