@@ -216,3 +216,24 @@ def test_planned_adam_makes_the_kernels_calls_bit_for_bit():
     big = np.zeros(optim.ADAM_BLOCK + 1, np.float32)
     assert optim.planned_adam([big, big.copy(), big.copy(), *ins[3:9], big.copy()],
                               [scratch[0], big.copy()]) is None
+
+
+def test_planned_sgd_is_the_plain_step_and_the_kernel_once_momentum_is_set():
+    p, accum, stat, g = _state((4, 6), np.float32, seed=7)
+    attrs = {"weight_decay": 0.0, "dampening": 0.0, "nesterov": False}
+    ins = [p, g, _s(0.05, np.float32), accum, _s(0.0, np.float32), stat]
+    twin = [a.copy() for a in ins]
+    outs = [np.ones(1, np.float32), np.empty(24, np.float32)]
+    run = optim.planned_sgd(ins, outs, attrs)
+    for momentum in (0.0, 0.0, 0.9, 0.9):  # update_weights may set the momentum later
+        ins[4][0] = twin[4][0] = momentum
+        ins[2][0] = twin[2][0] = np.float32(0.05 + momentum)
+        run()
+        get_op("SGD").kernel(twin, [np.ones(1, np.float32), np.empty(24, np.float32)], attrs,
+                             None)
+        for got, want in zip(ins, twin):
+            np.testing.assert_array_equal(got, want)
+    assert optim.planned_sgd(ins, outs, attrs) is None  # momentum above 0 at build
+    ins[4][0] = 0
+    assert optim.planned_sgd(ins, outs, {**attrs, "weight_decay": 0.01}) is None
+    assert optim.planned_sgd(ins, outs[:1], attrs) is None

@@ -220,6 +220,30 @@ def planned_adam(ins, outs):
     return run
 
 
+def planned_sgd(ins, outs, a):
+    """``planned_adam`` for SGD without weight decay (W4, W5, W7's heads): p -= lr * g in
+    the kernel's two calls; a call finding the momentum set above 0 since runs the kernel.
+    None where the kernel's own call is needed."""
+    p, g, lr, accum, mom, stat = ins
+    if (a["weight_decay"] > 0 or p.size > MOMENTUM_BLOCK or len(outs) < 2
+            or outs[1].size < p.size or outs[1].dtype != p.dtype
+            or any(x.shape != p.shape or not x.flags.c_contiguous for x in (p, g))):
+        return None
+    tmp = outs[1].reshape(-1)[:p.size].reshape(p.shape)
+    lr_, mom_ = lr.reshape(-1), mom.reshape(-1)
+    if not (np.shares_memory(lr_, lr) and np.shares_memory(mom_, mom)) or mom_[0] > 0:
+        return None
+    kernel, multiply, subtract = SGD.kernel, np.multiply, np.subtract
+
+    def run():
+        if mom_[0] > 0:
+            kernel(ins, outs, a, None)
+            return
+        multiply(g, lr_[0], out=tmp)  # _sgd_update
+        subtract(p, tmp, out=p)
+    return run
+
+
 @op
 class ApplyMomentum(OpDef):
     """Inputs: param, accum, lr, grad, momentum. ``gradient_scale`` is carried but, as in

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from todkit.ir.graph import Node, Value
-from todkit.opset.optim import planned_adam
+from todkit.opset.optim import planned_adam, planned_sgd
 from todkit.opset.registry import OPS
 
 # op -> (state inputs flattened, gradient input, scalar inputs shared by the group,
@@ -84,15 +84,19 @@ class Group:
         ins[self.grad_index] = self.grad
         outs = [np.zeros(1, self.grad.dtype), self.workspace]
         kernel = OPS[self.op].kernel
-        run = planned_adam(ins, outs) if self.op == "Adam" and not attrs.get(
-            "use_nesterov") else None
+        run = None
+        if self.op == "Adam" and not attrs.get("use_nesterov"):
+            run = planned_adam(ins, outs)
+        elif self.op == "SGD":
+            run = planned_sgd(ins, outs, attrs)
         extra = tuple(needed_outs)
         if run is not None:  # the kernel's calls with what it derives per call made once
-            def fused_adam(ins, outs, a, rt, _run=run, _extra=extra):
+            def planned_update(ins, outs, a, rt, _run=run, _extra=extra):
                 _run()
                 for d in _extra:
                     d.fill(0)
-            return fused_adam, ins, outs, attrs
+            planned_update.__name__ = f"fused_{self.op.lower()}"
+            return planned_update, ins, outs, attrs
         if not needed_outs:
             return kernel, ins, outs, attrs
 
