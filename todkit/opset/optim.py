@@ -224,7 +224,7 @@ def planned_sgd(ins, outs, a):
     """``planned_adam`` for SGD without weight decay (W4, W5, W7's heads): p -= lr * g in
     the kernel's two calls; a call finding the momentum set above 0 since runs the kernel.
     None where the kernel's own call is needed."""
-    p, g, lr, accum, mom, stat = ins
+    p, g, lr, _, mom, _ = ins
     if (a["weight_decay"] > 0 or p.size > MOMENTUM_BLOCK or len(outs) < 2
             or outs[1].size < p.size or outs[1].dtype != p.dtype
             or any(x.shape != p.shape or not x.flags.c_contiguous for x in (p, g))):
