@@ -237,3 +237,22 @@ def test_planned_sgd_is_the_plain_step_and_the_kernel_once_momentum_is_set():
     ins[4][0] = 0
     assert optim.planned_sgd(ins, outs, {**attrs, "weight_decay": 0.01}) is None
     assert optim.planned_sgd(ins, outs[:1], attrs) is None
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_planned_momentum_makes_the_kernels_calls_bit_for_bit(nesterov):
+    p, accum, _, g = _state((3, 7), np.float32, seed=8)
+    ins = [p, accum, _s(0.01, np.float32), g, _s(0.9, np.float32)]
+    twin = [a.copy() for a in ins]
+    run = optim.planned_momentum(ins, [np.ones(1, np.float32), np.empty(21, np.float32)],
+                                 {"use_nesterov": nesterov})
+    for lr in (0.01, 0.02, 0.005):  # a new lr is read by the next call
+        ins[2][0] = twin[2][0] = lr
+        run()
+        get_op("ApplyMomentum").kernel(twin, [np.ones(1, np.float32), np.empty(21, np.float32)],
+                                       {"use_nesterov": nesterov}, None)
+        for got, want in zip(ins[:2], twin[:2]):
+            np.testing.assert_array_equal(got, want)
+    assert optim.planned_momentum([p, accum.reshape(7, 3), *ins[2:]],
+                                  [np.ones(1, np.float32), np.empty(21, np.float32)],
+                                  {"use_nesterov": nesterov}) is None

@@ -39,10 +39,10 @@ def test_group_is_one_call_with_the_per_node_results(opt):
     assert [len(g.members) for g in fused.groups] == [2]
     assert _member_calls(fused) == ["fused", None]
     first = next(i for i, n in enumerate(fused.train.nodes) if n is fused.groups[0].members[0])
-    # Adam's and plain SGD's groups run optim.planned_adam / planned_sgd (the kernel's
-    # calls, scalars read per call)
-    name = fused.train._fused[first][0].__name__
-    assert name == {"adam": "fused_adam", "sgd": "fused_sgd"}.get(opt, "kernel"), name
+    # the groups run optim.planned_adam / planned_momentum / planned_sgd (the kernel's
+    # calls on views bound once, scalars read per call)
+    assert fused.train._fused[first][0].__name__ == {
+        "adam": "fused_adam", "momentum": "fused_applymomentum", "sgd": "fused_sgd"}[opt]
     grp = fused.groups[0]
     for k, flat in grp.flat.items():  # weights and slots are views of one buffer
         assert all(np.shares_memory(n.inputs[k].data, flat) for n in grp.members)

@@ -244,6 +244,38 @@ def planned_sgd(ins, outs, a):
     return run
 
 
+def planned_momentum(ins, outs, a):
+    """``planned_adam`` for ApplyMomentum (W2's small parameters): the kernel's calls on
+    views bound once. None where the kernel's own call is needed."""
+    p, accum, lr, g, mom = ins
+    if (p.size > MOMENTUM_BLOCK or len(outs) < 2 or outs[1].size < p.size
+            or outs[1].dtype != p.dtype
+            or any(x.shape != p.shape or not x.flags.c_contiguous for x in (p, accum, g))):
+        return None
+    step = outs[1].reshape(-1)[:p.size].reshape(p.shape)
+    lr_, mom_ = lr.reshape(-1), mom.reshape(-1)
+    if not (np.shares_memory(lr_, lr) and np.shares_memory(mom_, mom)):
+        return None
+    multiply, add, subtract = np.multiply, np.add, np.subtract
+    if a["use_nesterov"]:
+        def run():
+            m = mom_[0]
+            multiply(accum, m, out=accum)  # _momentum_update, call for call
+            add(accum, g, out=accum)
+            multiply(accum, m, out=step)
+            add(step, g, out=step)
+            multiply(step, lr_[0], out=step)
+            subtract(p, step, out=p)
+        return run
+
+    def run():
+        multiply(accum, mom_[0], out=accum)
+        add(accum, g, out=accum)
+        multiply(accum, lr_[0], out=step)
+        subtract(p, step, out=p)
+    return run
+
+
 @op
 class ApplyMomentum(OpDef):
     """Inputs: param, accum, lr, grad, momentum. ``gradient_scale`` is carried but, as in

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from todkit.ir.graph import Node, Value
-from todkit.opset.optim import planned_adam, planned_sgd
+from todkit.opset.optim import planned_adam, planned_momentum, planned_sgd
 from todkit.opset.registry import OPS
 
 # op -> (state inputs flattened, gradient input, scalar inputs shared by the group,
@@ -89,6 +89,8 @@ class Group:
             run = planned_adam(ins, outs)
         elif self.op == "SGD":
             run = planned_sgd(ins, outs, attrs)
+        elif self.op == "ApplyMomentum":
+            run = planned_momentum(ins, outs, attrs)
         extra = tuple(needed_outs)
         if run is not None:  # the kernel's calls with what it derives per call made once
             def planned_update(ins, outs, a, rt, _run=run, _extra=extra):
