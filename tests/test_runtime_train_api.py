@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from tests.test_runtime_graphs import BATCH, IN, OUT, batches, train_graph
-from todkit import lite
+from todkit import lite, nn
 from todkit.core import dtypes
 from todkit.core.errors import RET_INFER_ERR, InferShapeError, InputTensorError, ParamError
 from todkit.ir.graph import TensorType
+from todkit.runtime.session import Session
 
 
 def feed(model, x, y):
@@ -205,3 +206,92 @@ def test_weight_api_error_paths():
         model.apply_gradients([lite.Tensor(np.zeros((OUT, IN)), name=g0.name)])
     model.apply_gradients([lite.Tensor(np.ones((OUT, IN), np.float32), name=g0.name)])
     assert weight(model).any()  # the given gradient was applied
+
+
+# -- virtual batch and BatchNorm momentum ------------------------------------------------------
+class _BNNet(nn.Cell):
+    """A trained BatchNorm (its gamma and beta in the optimizer) after a convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, pad_mode="same")
+        self.bn = nn.BatchNorm2d(4, momentum=0.9)  # MINDIR momentum 0.1
+        self.flatten = nn.Flatten()
+        self.fc = nn.Dense(4 * 4 * 4, 3)
+
+    def construct(self, x):
+        return self.fc(self.flatten(self.bn(self.conv(x))))
+
+
+def _bn_model(tmp_path):
+    import todkit as M
+    from todkit.converter.convert import convert
+
+    M.set_seed(4)
+    net = _BNNet()
+    loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+    train_net = nn.TrainOneStepCell(nn.WithLossCell(net, loss),
+                                    nn.Momentum(net.trainable_params(), 0.01, 0.9))
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 3, 4, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 4).astype(np.int32)
+    M.export(train_net, M.Tensor(x), M.Tensor(y), file_name=str(tmp_path / "bn"))
+    convert(str(tmp_path / "bn.mindir"), str(tmp_path / "bn"), train_model=True)
+    model = lite.Model()
+    model.build_from_file(str(tmp_path / "bn.ms"), lite.ModelType.MINDIR_LITE, lite.Context(),
+                          train_cfg=lite.TrainCfg())
+    data, label = model.get_inputs()
+    data.set_data_from_numpy(np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
+    label.set_data_from_numpy(y)
+    model.set_train_mode(True)
+    return model
+
+
+def _moving(model):
+    names = [v.name for v in model.session.graph.values() if v.is_const
+             and ("moving_mean" in v.name or "moving_variance" in v.name)]
+    assert len(names) == 2, names
+    return {n: weight(model, n).copy() for n in names}
+
+
+def test_virtual_batch_sets_trainable_batch_norm_momentum_as_lite_does(tmp_path):
+    """Lite 2.x's BatchnormCPUKernel::SetupVirtualBatch(int, int) takes the momentum (given,
+    or the kernel's / multiplier) through an int: below 1 it is 0, and a trained BatchNorm's
+    moving statistics hold still during the virtual batch; turning it off restores them."""
+    model = _bn_model(tmp_path)
+    before = _moving(model)
+    model.setup_virtual_batch(2)  # default momentum: int(0.1 / 2) = 0
+    for _ in range(4):
+        model.run_step()
+    for name, value in _moving(model).items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+    assert weight(model, "fc.weight") is not None
+    model.setup_virtual_batch(2, momentum=0.5)  # int(0.5) = 0 as well
+    model.run_step()
+    np.testing.assert_array_equal(_moving(model)[next(iter(before))], before[next(iter(before))])
+    model.setup_virtual_batch(2, momentum=1.0)  # 1: the moving statistics become the batch's
+    model.run_step()
+    batch_mean = model.session.train.array(next(
+        n for n in model.session.train.nodes if n.op == "BatchNorm").outputs[3])
+    mean_name = next(n for n in before if "moving_mean" in n)
+    np.testing.assert_allclose(_moving(model)[mean_name], batch_mean, rtol=1e-6)
+    model.setup_virtual_batch(1)  # off: the graph's momentum again
+    frozen = _moving(model)
+    model.run_step()
+    moved = _moving(model)
+    np.testing.assert_allclose(moved[mean_name], 0.9 * frozen[mean_name] + 0.1 * batch_mean,
+                               rtol=1e-5, atol=1e-7)
+    # The graph (and so an export) keeps its own momentum throughout.
+    assert [n.attrs["momentum"] for n in model.session.graph.nodes
+            if n.op == "BatchNorm"] == [pytest.approx(0.1)]
+
+
+def test_virtual_batch_leaves_a_frozen_batch_norm_alone():
+    from tests.test_perf_2t_parallel import frozen_net
+
+    s = Session(frozen_net())
+    s.setup_virtual_batch(4)
+    assert s._trainable_batch_norms() == [] and s._bn_momentum == {}
+    bn = [(ex, i) for ex in s.executors for i, n in enumerate(ex.nodes) if n.op == "BatchNorm"]
+    assert bn and all(ex.bound[i][3]["momentum"] == ex.nodes[i].attrs["momentum"]
+                      for ex, i in bn)

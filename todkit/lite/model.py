@@ -258,7 +258,9 @@ class Model:
     def setup_virtual_batch(self, virtual_batch_multiplier: int, lr: float = -1.0,
                             momentum: float = -1.0) -> None:
         """Update the weights every ``virtual_batch_multiplier`` run_steps from the summed
-        gradients (lr default: current lr / multiplier); <= 1 turns it off."""
+        gradients (lr default: current lr / multiplier); <= 1 turns it off. Trained
+        BatchNorms take ``momentum`` meanwhile as Lite 2.x does (through an int: below 1,
+        their moving statistics hold still); see ``Session.setup_virtual_batch``."""
         self.session.setup_virtual_batch(int(virtual_batch_multiplier), float(lr),
                                          float(momentum))
 

@@ -82,6 +82,11 @@ def dead_nodes(nodes: list[Node], kept: list[Value]) -> set[int]:
     return dead
 
 
+def _lite_int(x: float) -> int:
+    """C++'s float -> int conversion (toward zero), as Lite's kernels take the momentum."""
+    return int(x)
+
+
 def _accumulate_kernel(ins, outs, attrs, rt):
     """Stands in for an optimizer in accumulate-gradients mode: grad_sum += grad."""
     np.add(outs[0], ins[0], out=outs[0])
@@ -114,6 +119,9 @@ class Session:
         self._state_updates: list[tuple[int, tuple]] = []
         self._virtual_batch = self._virtual_count = 0
         self._lr_before_virtual_batch = 0.0
+        # id(BatchNorm node) -> the momentum its calls run with instead of the graph's (a
+        # virtual batch's, setup_virtual_batch); the graph, and so every export, keeps its own.
+        self._bn_momentum: dict[int, float] = {}
         self._prepare()
         if self.train is not None and accumulate_gradients:
             self._set_accumulating(True)
@@ -195,6 +203,7 @@ class Session:
         the build-time call rewrites (runtime/rewrite.py) on both executors."""
         outside = {id(v) for v in self.roles.train_outputs + self.roles.eval_outputs
                    + list(self.graph.outputs) + self._deferred}
+        self._apply_bn_momentum()
         # Threads of a step: more than one lets rewrite_parallel split large calls.
         threads = self.blas_threads or 1
         self.eval.set_fused(apply_rewrites(self.eval, RewriteContext(
@@ -454,7 +463,11 @@ class Session:
                             momentum: float = -1.0) -> None:
         """Lite's SetupVirtualBatch: sum gradients over ``multiplier`` steps, then update with
         ``lr`` (default: the current lr / multiplier); ``multiplier <= 1`` turns it off and
-        restores the lr. ``momentum`` (for BatchNorm) is accepted and ignored."""
+        restores the lr and the BatchNorm momenta. The trainable BatchNorms (those reading an
+        optimizer's input) run meanwhile with ``momentum`` (default: theirs / multiplier) as
+        MindSpore Lite 2.x sets it: through an ``int`` (``BatchnormCPUKernel::
+        SetupVirtualBatch(int, int)``), so any momentum below 1 becomes 0 and the moving
+        statistics hold still until the virtual batch is turned off."""
         if self.train is None or self.accumulate_gradients:
             raise TodkitError("setup_virtual_batch needs a train model without "
                               "accumulate_gradients", RET_ERROR)
@@ -463,9 +476,34 @@ class Session:
                 self._set_accumulating(False)
                 self.set_learning_rate(self._lr_before_virtual_batch)
             self._virtual_batch = self._virtual_count = 0
+            if self._bn_momentum:
+                self._bn_momentum = {}
+                self._refresh_calls()
             return
         if not self._virtual_batch:
             self._lr_before_virtual_batch = self.get_learning_rate()
-        self._set_accumulating(True)
+        self._bn_momentum = {id(n): float(_lite_int(momentum) if _lite_int(momentum) >= 0
+                                          else _lite_int(n.attrs["momentum"] / multiplier))
+                             for n in self._trainable_batch_norms()}
+        self._set_accumulating(True)  # (refreshes the calls: the momenta take effect)
+        self._refresh_calls()
         self._virtual_batch, self._virtual_count = int(multiplier), 0
         self.set_learning_rate(self._lr_before_virtual_batch / multiplier if lr < 0 else lr)
+
+    def _trainable_batch_norms(self) -> list[Node]:
+        """Lite's trainable BatchNorm kernels: BatchNorms of the train graph reading a tensor
+        some optimizer reads (``TrainSession::CompileOptimizedKernels``)."""
+        read = {id(v) for n in self.roles.optimizers for v in n.inputs}
+        return [n for n in self.train.nodes
+                if n.op == "BatchNorm" and any(id(v) in read for v in n.inputs)]
+
+    def _apply_bn_momentum(self) -> None:
+        """Bind every BatchNorm call with its virtual-batch momentum, or the graph's."""
+        for ex in self.executors:
+            for i, node in enumerate(ex.nodes):
+                if node.op != "BatchNorm":
+                    continue
+                kernel, ins, outs, attrs = ex.bound[i]
+                want = self._bn_momentum.get(id(node), node.attrs["momentum"])
+                if attrs.get("momentum") != want:
+                    ex.bound[i] = (kernel, ins, outs, {**attrs, "momentum": want})
