@@ -295,3 +295,23 @@ def test_virtual_batch_leaves_a_frozen_batch_norm_alone():
     bn = [(ex, i) for ex in s.executors for i, n in enumerate(ex.nodes) if n.op == "BatchNorm"]
     assert bn and all(ex.bound[i][3]["momentum"] == ex.nodes[i].attrs["momentum"]
                       for ex, i in bn)
+
+
+def test_resize_keeps_the_accumulated_gradients():
+    """Gradients summed before a resize (a new batch size) are still there after it, as the
+    optimizers' grad_sum buffers in Lite, which a resize does not touch."""
+    model = lite.Model._from_graph(train_graph("momentum"),
+                                   train_cfg=lite.TrainCfg(accumulate_gradients=True))
+    x, y = big_batch(BATCH)
+    feed(model, x, y)
+    model.run_step()
+    summed = {t.name: t.get_data_to_numpy() for t in model.get_gradients()}
+    assert any(np.any(v != 0) for v in summed.values())
+    model.resize(model.get_inputs(), [[2 * BATCH, IN], [2 * BATCH]])
+    for t in model.get_gradients():
+        np.testing.assert_array_equal(t.get_data_to_numpy(), summed[t.name], err_msg=t.name)
+    x2, y2 = big_batch(2 * BATCH, seed=5)
+    feed(model, x2, y2)
+    model.run_step()  # the next step adds to them
+    assert any(not np.array_equal(t.get_data_to_numpy(), summed[t.name])
+               for t in model.get_gradients())

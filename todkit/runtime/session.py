@@ -334,11 +334,14 @@ class Session:
         error (a constant or attribute that fixes the old batch size) nothing changes."""
         accumulating = bool(self._optimizer_steps)
         reinfer(self.graph, shapes, self.where)
+        sums = self._grad_sums  # shaped like the parameters: a new batch size keeps them
         if accumulating:
             self._set_accumulating(False)
         self._prepare()
         if accumulating:
             self._set_accumulating(True)
+            for new, old in zip(self._grad_sums, sums):
+                new[...] = old
 
     # -- learning rate -------------------------------------------------------------------
     def _optimizer_inputs(self) -> list[tuple[Node, list]]:
