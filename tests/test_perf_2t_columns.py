@@ -12,12 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.lite_models import device_model, export_converted, train_losses
 from tests.test_perf_2t_parallel import (
     _split_calls,
     _state,
     small,  # noqa: F401  (autouse: every call is split, BLAS at one thread)
 )
-from todkit import lite, nn
+from todkit import nn
 from todkit.core import dtypes
 from todkit.ir.graph import TensorType
 from todkit.opset import conv
@@ -51,33 +52,16 @@ class _Stages(nn.Cell):
 
 def _train(tmp_path, threads_list, steps=3):
     import todkit as M
-    from todkit.converter.convert import convert
 
     M.set_seed(5)
-    net = _Stages()
-    loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
-    train_net = nn.TrainOneStepCell(nn.WithLossCell(net, loss),
-                                    nn.Momentum(net.trainable_params(), 0.05, 0.9))
     rng = np.random.default_rng(2)
     x = rng.standard_normal((6, 3, 8, 8)).astype(np.float32)
     y = rng.integers(0, 5, 6).astype(np.int32)
-    M.export(train_net, M.Tensor(x), M.Tensor(y), file_name=str(tmp_path / "m"))
-    convert(str(tmp_path / "m.mindir"), str(tmp_path / "m"), train_model=True)
+    path = export_converted(tmp_path, _Stages(), x, y)
     runs = []
     for threads in threads_list:
-        model = lite.Model()
-        model.build_from_file(str(tmp_path / "m.ms"), lite.ModelType.MINDIR_LITE,
-                              lite.Context(thread_num=threads), train_cfg=lite.TrainCfg())
-        data, label = model.get_inputs()
-        data.set_data_from_numpy(np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
-        label.set_data_from_numpy(y)
-        model.set_train_mode(True)
-        loss_value = model.session.array(model.session.outputs(True)[0])
-        losses = []
-        for _ in range(steps):
-            model.run_step()
-            losses.append(float(loss_value.reshape(-1)[0]))
-        runs.append((model.session, losses, _state(model.session)))
+        model = device_model(path, x, y, threads)
+        runs.append((model.session, train_losses(model, steps), _state(model.session)))
     return runs
 
 

@@ -13,8 +13,9 @@ import threading
 import numpy as np
 import pytest
 
+from tests.lite_models import device_model, export_converted, train_losses
 from tests.test_runtime_graphs import GRAD, OPT, f32, sparse_ce
-from todkit import lite, nn
+from todkit import nn
 from todkit.core import dtypes
 from todkit.ir.graph import Graph, TensorType
 from todkit.opset import emit, norm
@@ -213,36 +214,19 @@ class _TrainedCNN(nn.Cell):
 
 def test_a_trained_cnn_through_lite_equals_one_thread(tmp_path, monkeypatch):
     import todkit as M
-    from todkit.converter.convert import convert
     from todkit.runtime import fuse
 
     monkeypatch.setattr(fuse, "MAX_FUSED_SIZE", 64)  # the larger weights' own updates
 
     M.set_seed(3)
-    net = _TrainedCNN()
-    loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
-    train_net = nn.TrainOneStepCell(nn.WithLossCell(net, loss),
-                                    nn.Momentum(net.trainable_params(), 0.05, 0.9))
     rng = np.random.default_rng(1)
     x = f32(rng.standard_normal((6, 3, 8, 8)))
     y = rng.integers(0, 5, 6).astype(np.int32)
-    M.export(train_net, M.Tensor(x), M.Tensor(y), file_name=str(tmp_path / "m"))
-    convert(str(tmp_path / "m.mindir"), str(tmp_path / "m"), train_model=True)
+    path = export_converted(tmp_path, _TrainedCNN(), x, y)
     runs = []
     for threads in (1, 2):
-        model = lite.Model()
-        model.build_from_file(str(tmp_path / "m.ms"), lite.ModelType.MINDIR_LITE,
-                              lite.Context(thread_num=threads), train_cfg=lite.TrainCfg())
-        data, label = model.get_inputs()
-        data.set_data_from_numpy(np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
-        label.set_data_from_numpy(y)
-        model.set_train_mode(True)
-        loss_value = model.session.array(model.session.outputs(True)[0])
-        losses = []
-        for _ in range(3):
-            model.run_step()
-            losses.append(loss_value.reshape(-1)[0])
-        runs.append((model.session, losses, _state(model.session)))
+        model = device_model(path, x, y, threads)
+        runs.append((model.session, train_losses(model, 3), _state(model.session)))
     ex = runs[1][0].train
     ops = _split_calls(ex)
     for op in ("BatchNormGrad", "MaxPoolGrad", "ReluGrad", "Conv2DBackpropInput",

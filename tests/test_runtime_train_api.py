@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.lite_models import device_model, export_converted
 from tests.test_runtime_graphs import BATCH, IN, OUT, batches, train_graph
 from todkit import lite, nn
 from todkit.core import dtypes
@@ -225,26 +226,12 @@ class _BNNet(nn.Cell):
 
 def _bn_model(tmp_path):
     import todkit as M
-    from todkit.converter.convert import convert
 
     M.set_seed(4)
-    net = _BNNet()
-    loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
-    train_net = nn.TrainOneStepCell(nn.WithLossCell(net, loss),
-                                    nn.Momentum(net.trainable_params(), 0.01, 0.9))
     rng = np.random.default_rng(2)
     x = rng.standard_normal((4, 3, 4, 4)).astype(np.float32)
     y = rng.integers(0, 3, 4).astype(np.int32)
-    M.export(train_net, M.Tensor(x), M.Tensor(y), file_name=str(tmp_path / "bn"))
-    convert(str(tmp_path / "bn.mindir"), str(tmp_path / "bn"), train_model=True)
-    model = lite.Model()
-    model.build_from_file(str(tmp_path / "bn.ms"), lite.ModelType.MINDIR_LITE, lite.Context(),
-                          train_cfg=lite.TrainCfg())
-    data, label = model.get_inputs()
-    data.set_data_from_numpy(np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
-    label.set_data_from_numpy(y)
-    model.set_train_mode(True)
-    return model
+    return device_model(export_converted(tmp_path, _BNNet(), x, y, lr=0.01, name="bn"), x, y)
 
 
 def _moving(model):
