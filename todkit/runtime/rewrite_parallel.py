@@ -391,7 +391,7 @@ def rewrite_parallel(ex, ctx) -> dict:
         entry = _plain(ex, ctx, step, par)
         if entry is not None:
             fused[step] = entry
-            if entry[0].__name__ == "phased_call":
+            if getattr(entry[0], "__name__", "") == "phased_call":
                 phased[step] = _products(ex.nodes[step], *ex.bound[step][1:3])
     if phased and max(phased.values()) < COLUMNS_SPLIT_PRODUCTS:
         for step in phased:
