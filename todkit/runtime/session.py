@@ -485,11 +485,12 @@ class Session:
             return
         if not self._virtual_batch:
             self._lr_before_virtual_batch = self.get_learning_rate()
-        self._bn_momentum = {id(n): float(_lite_int(momentum) if _lite_int(momentum) >= 0
+        given = _lite_int(momentum)
+        self._bn_momentum = {id(n): float(given if given >= 0
                                           else _lite_int(n.attrs["momentum"] / multiplier))
                              for n in self._trainable_batch_norms()}
-        self._set_accumulating(True)  # (refreshes the calls: the momenta take effect)
-        self._refresh_calls()
+        self._set_accumulating(True)
+        self._refresh_calls()  # the momenta take effect (the above refreshes only on a switch)
         self._virtual_batch, self._virtual_count = int(multiplier), 0
         self.set_learning_rate(self._lr_before_virtual_batch / multiplier if lr < 0 else lr)
 
