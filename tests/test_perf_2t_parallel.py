@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from tests.lite_models import device_model, export_converted, train_losses
-from tests.test_runtime_graphs import GRAD, OPT, f32, sparse_ce
+from tests.test_runtime_graphs import CNN as NET
+from tests.test_runtime_graphs import batch_norm, f32, mean_dense_head
 from todkit import nn
 from todkit.core import dtypes
 from todkit.ir.graph import Graph, TensorType
@@ -22,7 +23,6 @@ from todkit.opset import emit, norm
 from todkit.opset.registry import OPS
 from todkit.runtime import Session, blas, rewrite_parallel, workers
 
-NET = "Default/network-WithLossCell/_backbone-Net"
 N, H, W, C, CLASSES = 6, 9, 8, 8, 3
 
 
@@ -50,34 +50,6 @@ def _conv_attrs(c_out, k, group=1, stride=1):
             "pad_list": (k // 2,) * 4 if k > 1 else (0, 0, 0, 0)}
 
 
-def _bn(g, x, name, c, rng, training=True):
-    vec = [f32(rng.uniform(0.5, 1.5, c)), f32(rng.normal(0, 0.5, c)),
-           f32(rng.normal(0, 0.1, c)), f32(rng.uniform(0.5, 1.5, c))]
-    params = [g.add_const(f"{name}.{n}", v, param=training) for n, v in zip(
-        ("gamma", "beta", "moving_mean", "moving_variance"), vec)]
-    return emit(g, "BatchNorm", [x, *params],
-                {"is_training": training, "momentum": 0.1, "data_format": "NHWC"},
-                name=f"{NET}/{name}-BatchNorm2d/BatchNorm-op0").outputs[0]
-
-
-def _head(g, feat, c, rng):
-    """Global mean -> Dense -> loss, the Dense trained by ApplyMomentum."""
-    pooled = emit(g, "ReduceMean", [feat], {"axis": (1, 2)},
-                  name=f"{NET}/ReduceMean-op0").outputs[0]
-    w = g.add_const("fc.weight", f32(rng.normal(0, 0.5, (CLASSES, c))), param=True)
-    logits = emit(g, "MatMul", [pooled, w], {"transpose_b": True},
-                  name=f"{NET}/fc-Dense/MatMul-op0").outputs[0]
-    label = g.add_input("inputs1", TensorType((N,), dtypes.int32))
-    loss, dlogits = sparse_ce(g, logits, label)
-    dw = emit(g, "MatMul", [dlogits, pooled], {"transpose_a": True},
-              name=f"{GRAD}/_backbone-Net/fc-Dense/Grad_MatMul/MatMul-op0").outputs[0]
-    lr = g.add_const("learning_rate", f32(0.1), param=True)
-    mom = g.add_const("momentum", f32(0.9), param=True)
-    acc = g.add_const("moments.fc.weight", np.zeros_like(w.data), param=True)
-    emit(g, "ApplyMomentum", [w, acc, lr, dw, mom], name=f"{OPT.format('Momentum')}/AM-op0")
-    g.outputs = [loss]
-
-
 def frozen_net(seed: int = 0, with_products: bool = False) -> Graph:
     """A frozen backbone as W4/W5's, BatchNorm in train mode: depthwise 3x3 -> BatchNorm ->
     ReLU6 (fused), MaxPool 3x3/2, a branch ReLU(x) + bias, Concat on channels, Add, AvgPool;
@@ -90,12 +62,12 @@ def frozen_net(seed: int = 0, with_products: bool = False) -> Graph:
         x = emit(g, "Conv2D", [x, w0], _conv_attrs(C, 3), name=f"{NET}/conv0").outputs[0]
         w1 = g.add_const("conv1.weight", f32(rng.normal(0, 0.3, (4 * C, 1, 1, C))))
         e = emit(g, "Conv2D", [x, w1], _conv_attrs(4 * C, 1), name=f"{NET}/conv1").outputs[0]
-        e = emit(g, "ReLU6", [_bn(g, e, "bn1", 4 * C, rng)], name=f"{NET}/act1").outputs[0]
+        e = emit(g, "ReLU6", [batch_norm(g, e, "bn1", 4 * C, rng)], name=f"{NET}/act1").outputs[0]
         w2 = g.add_const("conv2.weight", f32(rng.normal(0, 0.3, (C, 1, 1, 4 * C))))
         x = emit(g, "Conv2D", [e, w2], _conv_attrs(C, 1), name=f"{NET}/conv2").outputs[0]
     wd = g.add_const("dw.weight", f32(rng.normal(0, 0.5, (C, 3, 3, 1))))
     d = emit(g, "Conv2D", [x, wd], _conv_attrs(C, 3, group=C), name=f"{NET}/dw").outputs[0]
-    r = emit(g, "ReLU6", [_bn(g, d, "bn2", C, rng)], name=f"{NET}/act2").outputs[0]
+    r = emit(g, "ReLU6", [batch_norm(g, d, "bn2", C, rng)], name=f"{NET}/act2").outputs[0]
     p = emit(g, "MaxPool", [r], {"kernel_size": (3, 3), "strides": (2, 2), "pad_mode": "same",
                                  "format": "NHWC"}, name=f"{NET}/pool").outputs[0]
     b = g.add_const("bias", f32(rng.normal(0, 1, C)))
@@ -105,7 +77,7 @@ def frozen_net(seed: int = 0, with_products: bool = False) -> Graph:
     s = emit(g, "Add", [cat, cat], name=f"{NET}/add").outputs[0]
     a = emit(g, "AvgPool", [s], {"kernel_size": (2, 2), "strides": (1, 1), "pad_mode": "same",
                                  "format": "NHWC"}, name=f"{NET}/avg").outputs[0]
-    _head(g, a, 2 * C, rng)
+    mean_dense_head(g, a, 2 * C, N, CLASSES, rng, "momentum")
     return g
 
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.test_runtime_graphs import GRAD, OPT, f32, sparse_ce
+from tests.test_runtime_graphs import CNN as NET
+from tests.test_runtime_graphs import batch_norm, f32, mean_dense_head
 from todkit.core import dtypes
 from todkit.ir.graph import Graph, TensorType
 from todkit.opset import emit, norm
 from todkit.runtime.rewrite_norm_act import rewrite_norm_act
 from todkit.runtime.session import Session
 
-NET = "Default/network-WithLossCell/_backbone-Net"
 N, H, W, C, CLASSES = 4, 5, 7, 6, 3
 
 
@@ -33,45 +33,20 @@ def small_blocks(monkeypatch):
     norm._blocks.cache_clear()
 
 
-def _bn(g, x, k, rng):
-    vec = [f32(rng.uniform(0.5, 1.5, C)), f32(rng.normal(0, 0.5, C)),
-           f32(rng.normal(0, 0.1, C)), f32(rng.uniform(0.5, 1.5, C))]
-    gamma, beta, mean, var = (g.add_const(f"bn{k}.{n}", v, param=True) for n, v in zip(
-        ("gamma", "beta", "moving_mean", "moving_variance"), vec))
-    node = emit(g, "BatchNorm", [x, gamma, beta, mean, var],
-                {"is_training": True, "momentum": 0.1, "data_format": "NHWC"},
-                name=f"{NET}/bn{k}-BatchNorm2d/BatchNorm-op0")
-    return node.outputs[0]
-
-
 def net_graph(seed: int = 0) -> Graph:
     """BN -> ReLU6 (fused), BN -> ReLU (fused), BN -> ReLU6 whose BN output an Add also
     reads (not fused), global mean, Dense head trained by SGD."""
     rng = np.random.default_rng(seed)
     g = Graph("bn_act_train")
     x = g.add_input("inputs0", TensorType((N, H, W, C), dtypes.float32))
-    y1 = _bn(g, x, 1, rng)
+    y1 = batch_norm(g, x, "bn1", C, rng)
     r1 = emit(g, "ReLU6", [y1], name=f"{NET}/act1-ReLU6/ReLU6-op0").outputs[0]
-    y2 = _bn(g, r1, 2, rng)
+    y2 = batch_norm(g, r1, "bn2", C, rng)
     r2 = emit(g, "ReLU", [y2], name=f"{NET}/act2-ReLU/ReLU-op0").outputs[0]
-    y3 = _bn(g, r2, 3, rng)
+    y3 = batch_norm(g, r2, "bn3", C, rng)
     r3 = emit(g, "ReLU6", [y3], name=f"{NET}/act3-ReLU6/ReLU6-op0").outputs[0]
     s = emit(g, "Add", [r3, y3], name=f"{NET}/Add-op0").outputs[0]
-    pooled = emit(g, "ReduceMean", [s], {"axis": (1, 2)}, name=f"{NET}/ReduceMean-op0").outputs[0]
-    w = g.add_const("fc.weight", f32(rng.normal(0, 0.5, (CLASSES, C))), param=True)
-    logits = emit(g, "MatMul", [pooled, w], {"transpose_b": True},
-                  name=f"{NET}/fc-Dense/MatMul-op0").outputs[0]
-    label = g.add_input("inputs1", TensorType((N,), dtypes.int32))
-    loss, dlogits = sparse_ce(g, logits, label)
-    dw = emit(g, "MatMul", [dlogits, pooled], {"transpose_a": True},
-              name=f"{GRAD}/_backbone-Net/fc-Dense/Grad_MatMul/MatMul-op0").outputs[0]
-    scope = OPT.format("SGD")
-    lr = g.add_const("learning_rate", f32(0.1), param=True)
-    mom = g.add_const("momentum", f32(0.0), param=True)
-    acc = g.add_const("accum.fc.weight", np.zeros_like(w.data), param=True)
-    stat = g.add_const("stat.fc.weight", np.ones_like(w.data), param=True)
-    emit(g, "SGD", [w, dw, lr, acc, mom, stat], name=f"{scope}/SGD-op0")
-    g.outputs = [loss]
+    mean_dense_head(g, s, C, N, CLASSES, rng)
     return g
 
 

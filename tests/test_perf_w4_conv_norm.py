@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.test_runtime_graphs import GRAD, OPT, f32, sparse_ce
+from tests.test_runtime_graphs import CNN as NET
+from tests.test_runtime_graphs import batch_norm, f32, mean_dense_head
 from todkit.core import dtypes
 from todkit.ir.graph import Graph, TensorType
 from todkit.opset import emit, norm
@@ -18,7 +19,6 @@ from todkit.opset.registry import OPS
 from todkit.runtime import rewrite_conv_norm
 from todkit.runtime.session import Session
 
-NET = "Default/network-WithLossCell/_backbone-Net"
 N, H, W, K, C, CLASSES = 3, 5, 7, 4, 16, 3
 
 
@@ -38,16 +38,6 @@ def _conv(g, x, k, c_in, c_out, rng):
     return emit(g, "Conv2D", [x, w], attrs, name=f"{NET}/conv{k}-Conv2d/Conv2D-op0").outputs[0]
 
 
-def _bn(g, x, k, c, rng):
-    vec = [f32(rng.uniform(0.5, 1.5, c)), f32(rng.normal(0, 0.5, c)),
-           f32(rng.normal(0, 0.1, c)), f32(rng.uniform(0.5, 1.5, c))]
-    params = [g.add_const(f"bn{k}.{n}", v, param=True) for n, v in zip(
-        ("gamma", "beta", "moving_mean", "moving_variance"), vec)]
-    return emit(g, "BatchNorm", [x, *params],
-                {"is_training": True, "momentum": 0.1, "data_format": "NHWC"},
-                name=f"{NET}/bn{k}-BatchNorm2d/BatchNorm-op0").outputs[0]
-
-
 def net_graph(seed: int = 0, c_out: int = C, share_x: bool = False) -> Graph:
     """conv1 (K -> C) -> BN -> ReLU6 (fused unless ``share_x``: an Add then also reads the
     convolution's output), conv2 (C -> C, K/C = 1: not fused) -> BN -> ReLU6, global mean,
@@ -56,28 +46,14 @@ def net_graph(seed: int = 0, c_out: int = C, share_x: bool = False) -> Graph:
     g = Graph("conv_bn_train")
     x = g.add_input("inputs0", TensorType((N, H, W, K), dtypes.float32))
     c1 = _conv(g, x, 1, K, c_out, rng)
-    r1 = emit(g, "ReLU6", [_bn(g, c1, 1, c_out, rng)],
+    r1 = emit(g, "ReLU6", [batch_norm(g, c1, "bn1", c_out, rng)],
               name=f"{NET}/act1-ReLU6/ReLU6-op0").outputs[0]
     if share_x:
         r1 = emit(g, "Add", [r1, c1], name=f"{NET}/Add-op0").outputs[0]
     c2 = _conv(g, r1, 2, c_out, c_out, rng)
-    r2 = emit(g, "ReLU6", [_bn(g, c2, 2, c_out, rng)],
+    r2 = emit(g, "ReLU6", [batch_norm(g, c2, "bn2", c_out, rng)],
               name=f"{NET}/act2-ReLU6/ReLU6-op0").outputs[0]
-    pooled = emit(g, "ReduceMean", [r2], {"axis": (1, 2)}, name=f"{NET}/ReduceMean-op0").outputs[0]
-    w = g.add_const("fc.weight", f32(rng.normal(0, 0.5, (CLASSES, c_out))), param=True)
-    logits = emit(g, "MatMul", [pooled, w], {"transpose_b": True},
-                  name=f"{NET}/fc-Dense/MatMul-op0").outputs[0]
-    label = g.add_input("inputs1", TensorType((N,), dtypes.int32))
-    loss, dlogits = sparse_ce(g, logits, label)
-    dw = emit(g, "MatMul", [dlogits, pooled], {"transpose_a": True},
-              name=f"{GRAD}/_backbone-Net/fc-Dense/Grad_MatMul/MatMul-op0").outputs[0]
-    scope = OPT.format("SGD")
-    params = [g.add_const(n, v, param=True) for n, v in (
-        ("learning_rate", f32(0.1)), ("accum.fc.weight", np.zeros_like(w.data)),
-        ("momentum", f32(0.0)), ("stat.fc.weight", np.ones_like(w.data)))]
-    emit(g, "SGD", [w, dw, params[0], params[1], params[2], params[3]],
-         name=f"{scope}/SGD-op0")
-    g.outputs = [loss]
+    mean_dense_head(g, r2, c_out, N, CLASSES, rng)
     return g
 
 

@@ -49,6 +49,48 @@ def sparse_ce(g: Graph, logits, label):
     return loss, dlogits
 
 
+CNN = "Default/network-WithLossCell/_backbone-Net"  # the small convolutional test nets
+
+
+def batch_norm(g: Graph, x, name: str, c: int, rng, training: bool = True):
+    """An NHWC BatchNorm ``{name}`` in train mode with random statistics (``training``: its
+    gamma, beta and statistics are parameters)."""
+    vec = [f32(rng.uniform(0.5, 1.5, c)), f32(rng.normal(0, 0.5, c)),
+           f32(rng.normal(0, 0.1, c)), f32(rng.uniform(0.5, 1.5, c))]
+    params = [g.add_const(f"{name}.{n}", v, param=training) for n, v in zip(
+        ("gamma", "beta", "moving_mean", "moving_variance"), vec)]
+    return emit(g, "BatchNorm", [x, *params],
+                {"is_training": training, "momentum": 0.1, "data_format": "NHWC"},
+                name=f"{CNN}/{name}-BatchNorm2d/BatchNorm-op0").outputs[0]
+
+
+def mean_dense_head(g: Graph, feat, c: int, n: int, classes: int, rng,
+                    optimizer: str = "sgd") -> None:
+    """Global mean -> Dense(c, classes) -> sparse CE on an ``inputs1`` label, the Dense
+    trained by plain SGD or ApplyMomentum; the loss is the graph's output."""
+    pooled = emit(g, "ReduceMean", [feat], {"axis": (1, 2)},
+                  name=f"{CNN}/ReduceMean-op0").outputs[0]
+    w = g.add_const("fc.weight", f32(rng.normal(0, 0.5, (classes, c))), param=True)
+    logits = emit(g, "MatMul", [pooled, w], {"transpose_b": True},
+                  name=f"{CNN}/fc-Dense/MatMul-op0").outputs[0]
+    label = g.add_input("inputs1", TensorType((n,), dtypes.int32))
+    loss, dlogits = sparse_ce(g, logits, label)
+    dw = emit(g, "MatMul", [dlogits, pooled], {"transpose_a": True},
+              name=f"{GRAD}/_backbone-Net/fc-Dense/Grad_MatMul/MatMul-op0").outputs[0]
+    lr = g.add_const("learning_rate", f32(0.1), param=True)
+    if optimizer == "momentum":
+        mom = g.add_const("momentum", f32(0.9), param=True)
+        acc = g.add_const("moments.fc.weight", np.zeros_like(w.data), param=True)
+        emit(g, "ApplyMomentum", [w, acc, lr, dw, mom],
+             name=f"{OPT.format('Momentum')}/AM-op0")
+    else:
+        mom = g.add_const("momentum", f32(0.0), param=True)
+        acc = g.add_const("accum.fc.weight", np.zeros_like(w.data), param=True)
+        stat = g.add_const("stat.fc.weight", np.ones_like(w.data), param=True)
+        emit(g, "SGD", [w, dw, lr, acc, mom, stat], name=f"{OPT.format('SGD')}/SGD-op0")
+    g.outputs = [loss]
+
+
 def train_graph(optimizer: str = "adam", seed: int = 0, lr: float | None = None) -> Graph:
     g = Graph(f"tiny_{optimizer}_train")
     x, w, b, logits = dense_forward(g, seed)
