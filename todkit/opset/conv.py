@@ -843,12 +843,8 @@ def _live_block(out, cut):
 def _live_filter(x, out, a):
     """(geo, attrs, out) of the convolution a filter gradient computes: ``_trimmed``'s cut
     one (``out`` its ``_live_block``), else the call's own."""
-    geo = _geo(x.shape, out.shape, a)
-    cut = _trimmed(geo, a)
-    if cut is None:
-        return geo, a, out
-    out = _live_block(out, cut)
-    return _geo(x.shape, out.shape, cut[2]), cut[2], out
+    geo, live, attrs = _live(x.shape, out.shape, a)
+    return live, attrs, _live_block(out, _trimmed(geo, a))
 
 
 def _conv_backprop_filter(dy, x, out, a, outs=()):
