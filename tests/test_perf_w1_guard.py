@@ -71,3 +71,44 @@ def test_group_member_is_named():
     g = Guard("skip", [(members, flat)])
     flat[75] = np.inf
     assert g.bad_tensor() is members[1]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_two_parts_report_the_first_bad_tensor_in_order(bad):
+    """At two threads large sets are checked as two parts at once (W6's 43 MB of
+    gradients): the tensor reported is the one the one-by-one order finds first, and the
+    worker's inf * 0 leaks no warning."""
+    from todkit.runtime.workers import Parallel
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(n).astype(np.float32) for n in (1 << 21, 3, 1 << 21, 1 << 22)]
+    g = Guard("skip", [(_value(f"t{k}", a), a) for k, a in enumerate(arrays)], Parallel(2))
+    # the third array straddles the middle by its last three values: cut there
+    assert g._par is not None and [[k for k, _ in p] for p in g._parts] == [[0, 1, 2], [2, 3]]
+    names = [v for v, _ in g.watched]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert g.bad_tensor() is None
+        arrays[3][-1] = bad  # second part only
+        assert g.bad_tensor() is names[3]
+        arrays[1][0] = bad  # both parts: the first in order
+        assert g.bad_tensor() is names[1]
+        arrays[1][0] = arrays[3][-1] = 0
+        assert g.bad_tensor() is None
+    small = Guard("skip", [(names[1], arrays[1])], Parallel(2))
+    assert small._par is None  # below MIN_SPLIT_BYTES: one by one
+
+
+def test_one_large_tensor_is_cut_between_the_parts():
+    """A 16 MB weight gradient beside a loss: both parts check half of it."""
+    from todkit.runtime.workers import Parallel
+
+    big = np.zeros(1 << 22, np.float32)
+    g = Guard("skip", [(_value("loss", np.zeros(())), np.zeros((), np.float32)),
+                       (_value("dw", big), big.reshape(64, -1))], Parallel(2))
+    assert [[k for k, _ in p] for p in g._parts] == [[0, 1], [1]]
+    for pos in (0, big.size // 2 - 1, big.size // 2, big.size - 1):
+        big[pos] = np.nan
+        assert g.bad_tensor() is g.watched[1][0], pos
+        big[pos] = 0
+    assert g.bad_tensor() is None

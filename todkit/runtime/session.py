@@ -44,6 +44,7 @@ from todkit.runtime.roles import (
     TRAINABLE_INPUTS,
     find_roles,
 )
+from todkit.runtime.workers import Parallel
 
 
 def load_graph(graph: Graph, where: str) -> Graph:
@@ -192,7 +193,9 @@ class Session:
             pairs = [(v, self.train.array(v)) for v in watched]
             # A group's gradients are one buffer: one check (naming the bad member).
             pairs += [(grp.grad_values(), grp.grad) for grp in self.groups]
-            self.guard = Guard(self.nonfinite, pairs)
+            threads = self.blas_threads or 1
+            self.guard = Guard(self.nonfinite, pairs,
+                               Parallel(threads) if threads > 1 else None)
             # Updates interleaved with compute: the guard can only check after the step.
             self.guard.can_skip = self.update_start < len(self.train.nodes)
         self._refresh_calls()
