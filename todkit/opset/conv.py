@@ -1006,6 +1006,30 @@ class Conv2DBackpropFilter(OpDef):
         return columns_key(node.inputs[1], _sizes(node.attrs, "filter_sizes"), node.attrs)
 
 
+def _live_pairs(size: int, k: int, stride: int, dil: int, pad: int, out: int) -> int:
+    """(output position, tap) pairs along one axis whose input position is not padding."""
+    return sum(1 for o in range(out) for t in range(k) if 0 <= o * stride + t * dil - pad < size)
+
+
+def live_products(op: str, in_shapes, attrs) -> int:
+    """Multiply-adds of a Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter call that
+    read real input (not padding): what the kernels compute where they cut the kernel to
+    its live taps or spread it over small maps (a 3x3 over ResNet18's 1x1 maps: 1/9 of
+    the full count). For schedules (runtime/overlap.py)."""
+    if op == "Conv2D":
+        x_shape, w_shape = in_shapes[0], in_shapes[1]
+    elif op == "Conv2DBackpropInput":
+        x_shape, w_shape = _sizes(attrs, "input_sizes"), in_shapes[1]
+    else:
+        x_shape, w_shape = in_shapes[1], _sizes(attrs, "filter_sizes")
+    geo = _geo(x_shape, w_shape, attrs)
+    pairs = 1
+    for axis in (0, 1):
+        pairs *= _live_pairs(geo.hw[axis], geo.khw[axis], geo.stride[axis],
+                             geo.dilation[axis], geo.pads[2 * axis], geo.ohw[axis])
+    return geo.n * pairs * geo.cg * geo.o
+
+
 # -- pieces for two or more threads (runtime/rewrite_parallel.py) ---------------------------
 # A convolution whose im2col columns the forward pass makes and its filter gradient reads
 # (``columns_key``) cannot be cut into whole-kernel calls on parts of the batch: the filter

@@ -18,6 +18,7 @@ from todkit.ir.graph import Node, Value
 from todkit.opset.registry import WORKSPACE_FILLED, WORKSPACE_PRIVATE, get_op
 from todkit.opset.runctx import RunContext
 from todkit.runtime.planner import DEFAULT_ALIGNMENT, ArenaPlan, Buffer, plan_arena
+from todkit.runtime.workers import Side
 
 
 def arena_view(arena: np.ndarray, offset: int, value: Value) -> np.ndarray:
@@ -27,15 +28,20 @@ def arena_view(arena: np.ndarray, offset: int, value: Value) -> np.ndarray:
 
 
 def lifetimes(nodes: list[Node], pinned: set[int], keep_alive: list[Value],
-              aliases: dict[int, Value] | None = None) -> list[tuple]:
+              aliases: dict[int, Value] | None = None,
+              spans: dict[int, tuple[int, int]] | None = None) -> list[tuple]:
     """``(value, first, last)`` for every non-constant value the nodes produce.
 
     A value is live from its producer's step through its last reader's step inclusive; values
     in ``keep_alive`` (outputs read after the step) live to the end. Values in ``pinned`` (the
     graph inputs, placed by the caller) are skipped. A value in ``aliases`` (id -> the value
     whose bytes it views) gets no buffer: its readers keep that root value alive instead.
+    ``spans``: step -> (first, last) steps during which that node runs (a side node runs
+    through its window, runtime/overlap.py): its outputs live from the first, its inputs
+    to the last.
     """
     aliases = aliases or {}
+    spans = spans or {}
     n_steps = len(nodes)
     first: dict[int, int] = {}
     last: dict[int, int] = {}
@@ -45,18 +51,19 @@ def lifetimes(nodes: list[Node], pinned: set[int], keep_alive: list[Value],
         return id(aliases[id(v)]) if id(v) in aliases else id(v)
 
     for step, node in enumerate(nodes):
+        lo, hi = spans.get(step, (step, step))
         for v in node.inputs:
             r = root(v)
             if r in first:
-                last[r] = step
+                last[r] = max(last[r], hi)
         for v in node.outputs:
             if id(v) in aliases:  # a view is live from its node's step, as its root
                 r = root(v)
                 if r in first:
-                    last[r] = max(last[r], step)
+                    last[r] = max(last[r], hi)
                 continue
             values[id(v)] = v
-            first[id(v)] = last[id(v)] = step
+            first[id(v)], last[id(v)] = lo, hi
     for v in keep_alive:
         r = root(v)
         if r in last:
@@ -66,6 +73,12 @@ def lifetimes(nodes: list[Node], pinned: set[int], keep_alive: list[Value],
 
 def _no_kernel(ins, outs, attrs, rt):
     """A node whose outputs are all views of its inputs: nothing to compute."""
+
+
+def _run_all(fns, outs, attrs, rt):
+    """A call made of functions of no arguments (``Executor.set_after``)."""
+    for fn in fns:
+        fn()
 
 
 # Ops that draw from the run context's random generator (never merged or skipped).
@@ -138,12 +151,13 @@ def find_aliases(nodes: list[Node], aliases: dict[int, Value] | None = None
 
 
 def find_inplace(nodes: list[Node], aliases: dict[int, Value], pinned,
-                 keep_alive: list[Value]) -> set[int]:
+                 keep_alive: list[Value], held: frozenset[int] = frozenset()) -> set[int]:
     """Outputs that take the buffer of an input read by no later node (the ops' ``inplace``):
     each is added to ``aliases`` (id(output) -> the root value whose bytes it reuses; views
     of the output are re-rooted there too) and its id returned: its kernel still runs. Only
     same-type non-constant values whose root is not pinned (graph inputs, fused gradient
-    buffers), not read after the step, and not updated in place by any node."""
+    buffers), not read after the step, not read by a node running beside others (``held``:
+    ids of the nodes a side node reads) and not updated in place by any node."""
     mutated = {id(n.inputs[k]) for n in nodes for k in get_op(n.op).mutated(n.attrs)
                if k < len(n.inputs)}
 
@@ -156,6 +170,7 @@ def find_inplace(nodes: list[Node], aliases: dict[int, Value], pinned,
         for v in node.inputs:
             last[id(root(v))] = step
     kept = {id(root(v)) for v in keep_alive}
+    kept |= {id(root(v)) for n in nodes if id(n) in held for v in n.inputs}
     produced = {id(v) for n in nodes for v in n.outputs}  # not graph inputs: fed once, read
     found: set[int] = set()                                # by every step
     for step, node in enumerate(nodes):
@@ -182,15 +197,22 @@ def find_inplace(nodes: list[Node], aliases: dict[int, Value], pinned,
 class Executor:
     def __init__(self, name: str, nodes: list[Node], pinned: dict[int, np.ndarray],
                  keep_alive: list[Value], training: bool, base: int,
-                 alignment: int = DEFAULT_ALIGNMENT):
+                 alignment: int = DEFAULT_ALIGNMENT, stages=(), threads: int = 1):
         self.name = name
         self.nodes = list(nodes)
         self.training = training
         self._pinned = pinned
+        # Side nodes run on a worker through their windows (runtime/overlap.py): step ->
+        # last window step; planned as running through it.
+        self.stages: dict[int, int] = dict(stages)
+        node_spans = {s: (s, e) for s, e in self.stages.items()}
+        self._side = Side(threads) if self.stages else None
+        held = frozenset(id(self.nodes[s]) for s in self.stages)
         self.aliases = find_aliases(self.nodes, find_duplicates(self.nodes))
         # In-place outputs are planned as views of the input they overwrite, but computed.
-        self.inplace = find_inplace(self.nodes, self.aliases, pinned, keep_alive)
-        lives = lifetimes(self.nodes, set(pinned), keep_alive, self.aliases)
+        self.inplace = find_inplace(self.nodes, self.aliases, pinned, keep_alive, held)
+        lives = lifetimes(self.nodes, set(pinned), keep_alive, self.aliases,
+                          node_spans)
         self._planned = [v for v, _, _ in lives]
         buffers = [Buffer(v.name, v.type.nbytes, a, b) for v, a, b in lives]
         # Kernel scratch (the ops' ``workspace``): live at its node's step only, or, when
@@ -201,18 +223,19 @@ class Executor:
         spans: list[list[int]] = []
         self.private: set[int] = set()  # steps whose keyed workspaces no other node shares
         for step, _, types, keys in self._workspace_keys():
+            lo, hi = step, self.stages.get(step, step)
             for k, t in enumerate(types):
                 key = (keys[k], t) if k in keys else None
                 if key is not None and key in shared:
                     i = shared[key]
                     self._workspaces[i][0].append((step, k))
-                    spans[i][1] = step
+                    spans[i][1] = max(spans[i][1], hi)
                     self.filled.setdefault(step, set()).add(k)
                     continue
                 if key is not None:
                     shared[key] = len(self._workspaces)
                 self._workspaces.append(([(step, k)], t))
-                spans.append([step, step])
+                spans.append([lo, hi])
         for (users, t), (a, b) in zip(self._workspaces, spans):
             step, k = users[0]
             buffers.append(Buffer(f"{self.nodes[step].name}/workspace:{k}", t.nbytes, a, b))
@@ -226,6 +249,8 @@ class Executor:
         self._call_step: list[int] = []
         self._pos: list[int] = [0]
         self._fused: dict[int, tuple | None] = {}
+        self._rt_box: list = [None]  # the run context a started side node reads
+        self._after: dict[int, list] = {}  # step -> functions run right after its call
 
     def _workspace_keys(self):
         """(step, node, workspace types, {k: key}) per node; a node none of whose keyed
@@ -284,6 +309,13 @@ class Executor:
         self._fused = {}
         self.refresh()
 
+    def set_after(self, after: dict[int, list]) -> None:
+        """step -> functions of no arguments that ``invoke`` runs right after node
+        ``step``'s call (after the fused call that covers it; a side node's in its task):
+        the guard's early checks of the arrays the node writes."""
+        self._after = {s: list(fns) for s, fns in after.items() if fns}
+        self.refresh()
+
     def set_fused(self, fused: dict[int, tuple | None]) -> None:
         """step -> the call that replaces node ``step``'s kernel (None: no call). The
         per-node entries in ``bound`` stay (the traced loop and deferred updates use them)."""
@@ -291,20 +323,62 @@ class Executor:
         self.refresh()
 
     def refresh(self) -> None:
-        """Rebuild ``calls`` from ``bound`` (after an entry of ``bound`` changed)."""
+        """Rebuild ``calls`` from ``bound`` (after an entry of ``bound`` changed): a side
+        node's call starts it on the worker, and a join after its window's last call waits
+        for it (``active_stages``)."""
         calls, call_step, pos = [], [], []
+        joins: dict[int, list[int]] = {}
+        active = self.active_stages()
         for step, entry in enumerate(self.bound):
             pos.append(len(calls))
             if step in self._fused:
                 entry = self._fused[step]
-                if entry is None:
-                    continue
             elif entry[0] is _no_kernel:
-                continue
-            calls.append(entry)
-            call_step.append(step)
+                entry = None
+            after = self._after.get(step, ())
+            if step in active:
+                joins.setdefault(active[step], []).append(step)
+                if entry is not None:
+                    entry = self._start_entry(step, entry, after)
+                    after = ()
+            if entry is not None:
+                calls.append(entry)
+                call_step.append(step)
+            if after:
+                calls.append((_run_all, after, [], {}))
+                call_step.append(step)
+            for side in joins.pop(step, ()):
+                calls.append((self._join, [], [], {}))
+                call_step.append(side)
         pos.append(len(calls))
         self.calls, self._call_step, self._pos = calls, call_step, pos
+
+    def active_stages(self) -> dict[int, int]:
+        """The stages that run side by side: those whose side node is one call of its own
+        and whose window no fused call crosses (a rewrite may have taken the steps after
+        either end: such a stage runs its side node in the caller, as planned for)."""
+        if self._side is None:
+            return {}
+        n = len(self.bound)
+        return {s: e for s, e in self.stages.items()
+                if all(self._fused.get(k, 0) is not None for k in (s + 1, e + 1) if k < n)}
+
+    def _start_entry(self, step: int, entry: tuple, after=()) -> tuple:
+        kernel, ins, outs, attrs = entry
+        side, rt_box = self._side, self._rt_box
+
+        def task():
+            kernel(ins, outs, attrs, rt_box[0])
+            for fn in after:
+                fn()
+
+        def start(_ins, _outs, _attrs, rt):
+            rt_box[0] = rt
+            side.start(task)
+        return start, ins, outs, attrs
+
+    def _join(self, ins, outs, attrs, rt) -> None:
+        self._side.join()
 
     def array(self, value: Value) -> np.ndarray:
         return value.data if value.is_const else self.views[id(value)]
@@ -321,10 +395,18 @@ class Executor:
             for i in range(first, last):
                 kernel, ins, outs, attrs = calls[i]
                 kernel(ins, outs, attrs, rt)
-        except TodkitError:
-            raise
-        except Exception as e:
+        except BaseException as e:
+            if self._side is not None:
+                self._abandon_side()  # a started side node may still write our arrays
+            if isinstance(e, TodkitError) or not isinstance(e, Exception):
+                raise
             raise self._failure(self._call_step[i], e) from e
+
+    def _abandon_side(self) -> None:
+        try:
+            self._side.join()
+        except Exception:
+            pass
 
     def invoke_traced(self, rt: RunContext, before, after, start: int = 0,
                       stop: int | None = None) -> None:

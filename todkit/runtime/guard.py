@@ -115,18 +115,26 @@ def _halves(arrays: list[np.ndarray]) -> list[list[tuple[int, object]]]:
 class Guard:
     """Checks the watched arrays (loss outputs, gradients) between compute and update.
     ``par`` (a ``workers.Parallel`` of two or more threads): large sets of arrays are
-    checked in two parts at once."""
+    checked in two parts at once. ``early``: indices of watched arrays whose fast check
+    the step runs as soon as they are written (``early_check``: ResNet18's gradients,
+    read back from memory at the end of the step, 1.7 -> 1.3 ms at one thread)."""
 
-    def __init__(self, policy: str, watched: list[tuple[Value, np.ndarray]], par=None):
+    def __init__(self, policy: str, watched: list[tuple[Value, np.ndarray]], par=None,
+                 early=()):
         if policy not in POLICIES:
             raise TodkitError(f"non-finite policy must be one of {POLICIES}, got {policy!r}")
         self.policy = policy
         self.watched = watched
         self._checks = [(v, arr, _finite_check(arr)) for v, arr in watched]
+        self._early = sorted(set(early))
+        self._late = [k for k in range(len(watched)) if k not in set(early)]
+        # This step's answers of the early checks (None: not run since ``begin_step``).
+        self._said: list[bool | None] = [None] * len(watched)
         self._par = None
         self._parts: list[list] = []
-        if par is not None and sum(arr.nbytes for _, arr in watched) >= MIN_SPLIT_BYTES:
-            self._parts = _halves([arr for _, arr in watched])
+        late = [watched[k][1] for k in self._late]
+        if par is not None and sum(arr.nbytes for arr in late) >= MIN_SPLIT_BYTES:
+            self._parts = [[(self._late[i], f) for i, f in p] for p in _halves(late)]
             self._par = par if all(self._parts) else None
         # The dot and sum checks can set FPU flags (inf * 0, an overflowing finite sum).
         self._flags = any(arr.size > _MASKED_MAX for _, arr in watched)
@@ -140,9 +148,36 @@ class Guard:
         with np.errstate(invalid="ignore", over="ignore"):  # what flags it is the NaN
             return self._bad_tensor()
 
+    def early_check(self, k: int):
+        """A function of no arguments running watched array ``k``'s fast check and keeping
+        the answer for this step (the runtime calls it right after the array is written)."""
+        _, arr, finite = self._checks[k]
+        said = self._said
+        if arr.size <= _MASKED_MAX:
+            def check():
+                said[k] = finite()
+        else:
+            def check():
+                with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 in the dot
+                    said[k] = finite()
+        return check
+
+    def begin_step(self) -> None:
+        """Forget the early answers of an earlier step (one that stopped half-way, or ran
+        the traced loop, which makes no early checks): those arrays are checked again."""
+        for k in self._early:
+            self._said[k] = None
+
     def _bad_tensor(self) -> Value | None:
-        flags = (self._fast_in_parts() if self._par is not None
-                 else (finite() for _, _, finite in self._checks))
+        if self._par is not None:
+            flags = self._fast_in_parts()
+        else:
+            flags = [True] * len(self._checks)
+            for k in self._late:
+                flags[k] = self._checks[k][2]()
+        for k in self._early:
+            said = self._said[k]
+            flags[k] = self._checks[k][2]() if said is None else said
         for ok, (v, arr, _) in zip(flags, self._checks):
             if ok or np.isfinite(arr).all():  # the slow check confirms a fast "no"
                 continue

@@ -30,8 +30,9 @@ ones bit for bit, except where a piece is a BLAS product cut by rows (im2col and
 convolutions, the input gradient): OpenBLAS rounds a row by its position in the product
 (rows cut at multiples of 24 keep their bits on this machine's Haswell kernel, others do
 not), so those equal the 1-thread results to float rounding, as 2 BLAS threads did.
-Registered last in ``REWRITERS``: it wraps what the earlier rewriters chose (their fused
-calls run on the same views). BLAS runs one thread per piece meanwhile
+Steps of the executor's stages (runtime/overlap.py: weight gradients beside the backward
+chain) are left whole. Registered last in ``REWRITERS``: it wraps what the earlier
+rewriters chose (their fused calls run on the same views). BLAS runs one thread per piece meanwhile
 (``Parallel.run_tasks``). Not split: other batch reductions (BiasAddGrad, the loss),
 other nodes that share a keyed workspace, random ops, calls below ``MIN_VALUES`` /
 ``MIN_STREAM_VALUES`` / ``MIN_PRODUCTS`` (a hand-off costs ~13 us), and nothing at all in
@@ -48,6 +49,7 @@ from todkit.opset import conv
 from todkit.opset.conv import COLUMN_CHUNK, DEPTHWISE_BUFFER
 from todkit.opset.norm import PARALLEL
 from todkit.opset.registry import WORKSPACE_FILLED, WORKSPACE_PRIVATE, get_op
+from todkit.runtime.overlap import multiply_adds
 from todkit.runtime.workers import Parallel, ranges
 
 # Fewest values in a call's largest output (or input) worth splitting. Measured on W4/W5's
@@ -348,15 +350,14 @@ def _plain(ex, ctx, step, par):
 
 def _products(node, ins, outs) -> int:
     """Multiply-adds of a matrix-product op's call (0 for other ops)."""
-    if node.op in ("Conv2D", "Conv2DBackpropInput") and ins[1].ndim == 4:
-        y = outs[0] if node.op == "Conv2D" else ins[0]
-        return y.size * (ins[1].size // max(1, ins[1].shape[0]))
-    if node.op == "Conv2DBackpropFilter" and outs[0].ndim == 4:
-        return ins[0].size * (outs[0].size // max(1, outs[0].shape[0]))
-    if node.op in ("MatMul", "BatchMatMul") and len(ins) >= 2 and outs[0].size:
-        inner = (ins[0].size * ins[1].size / outs[0].size) ** 0.5  # (m,k)(k,n): k*k
-        return int(outs[0].size * inner)
-    return 0
+    return multiply_adds(node.op, [a.shape for a in ins],
+                         [o.shape for o in outs[:len(node.outputs)]])
+
+
+def _staged(ex) -> set[int]:
+    """Steps of the executor's stages (runtime/overlap.py): the side nodes and their
+    windows run whole, each on one core, while a stage runs."""
+    return {k for s, e in getattr(ex, "stages", {}).items() for k in range(s, e + 1)}
 
 
 def _blas_left(ex, fused) -> bool:
@@ -382,7 +383,10 @@ def rewrite_parallel(ex, ctx) -> dict:
     par = Parallel(ctx.threads)
     fused: dict = {}
     phased: dict[int, int] = {}  # step -> products of a ``_columns_split`` call
+    staged = _staged(ex)
     for step in range(len(ex.nodes)):
+        if step in staged:
+            continue
         if step in ctx.taken:
             entry = ctx.chosen.get(step)
             if entry is not None and (wrapped := _norm_call(entry, par)) is not None:
@@ -396,7 +400,8 @@ def rewrite_parallel(ex, ctx) -> dict:
     if phased and max(phased.values()) < COLUMNS_SPLIT_PRODUCTS:
         for step in phased:
             del fused[step]
-    covered = set(fused) | {s for s in ctx.taken if s in ctx.chosen and ctx.chosen[s] is None}
+    covered = set(fused) | staged | {s for s in ctx.taken
+                                     if s in ctx.chosen and ctx.chosen[s] is None}
     return {} if _blas_left(ex, covered) else fused
 
 

@@ -33,6 +33,7 @@ from todkit.runtime.executor import (
 )
 from todkit.runtime.fuse import plan_groups
 from todkit.runtime.guard import Guard, split_updates
+from todkit.runtime.overlap import side_schedule
 from todkit.runtime.planner import DEFAULT_ALIGNMENT, align_up
 from todkit.runtime.resize import reinfer
 from todkit.runtime.rewrite import RewriteContext, apply_rewrites
@@ -168,11 +169,16 @@ class Session:
                     grp.offset = base
                     base = align_up(base + grp.nbytes, alignment)
                     pinned.update(dict.fromkeys(grp.grad_ids))  # placed once the arena exists
-            self.train = Executor("train", order, pinned,
-                                  roles.train_outputs + roles.eval_outputs
-                                  + list(graph.outputs) + deferred,
-                                  training=True, base=base, alignment=alignment)
             self.update_start = len(split[0]) if split else len(order)
+            kept = (roles.train_outputs + roles.eval_outputs + list(graph.outputs)
+                    + deferred)
+            stages: list = []
+            if (self.blas_threads or 1) == 2:  # weight gradients beside the backward chain
+                order, stages = side_schedule(order, self.update_start, lambda o, st: Executor(
+                    "train", o, pinned, kept, True, base, alignment, st).plan.total)
+            self.train = Executor("train", order, pinned, kept, training=True, base=base,
+                                  alignment=alignment, stages=stages,
+                                  threads=self.blas_threads or 1)
             self._deferred = deferred
         self.eval = Executor("eval", roles.inference_nodes, pinned, roles.eval_outputs,
                              training=False, base=base, alignment=alignment)
@@ -194,11 +200,41 @@ class Session:
             # A group's gradients are one buffer: one check (naming the bad member).
             pairs += [(grp.grad_values(), grp.grad) for grp in self.groups]
             threads = self.blas_threads or 1
+            early = self._early_checks(watched, pinned)
             self.guard = Guard(self.nonfinite, pairs,
-                               Parallel(threads) if threads > 1 else None)
+                               Parallel(threads) if threads > 1 else None, early)
+            after: dict[int, list] = {}
+            for k, step in early.items():
+                after.setdefault(step, []).append(self.guard.early_check(k))
+            self.train.set_after(after)
             # Updates interleaved with compute: the guard can only check after the step.
             self.guard.can_skip = self.update_start < len(self.train.nodes)
         self._refresh_calls()
+
+    def _early_checks(self, watched: list[Value], pinned) -> dict[int, int]:
+        """{index in ``watched``: compute step writing it} for the gradients the guard
+        checks as soon as they are made, in cache: each one a planned value (not a
+        group's buffer) that one compute node writes and nothing after it rewrites (a
+        value is live, so unshared, until the updates read it)."""
+        ex = self.train
+        written: dict[int, int] = {}  # root id -> last compute step writing its bytes
+        for step, n in enumerate(ex.nodes[:self.update_start]):
+            for v in n.outputs:
+                if id(v) not in ex.aliases:
+                    written[id(v)] = step
+                elif id(v) in ex.inplace:  # computed into its root's bytes
+                    written[id(ex.aliases[id(v)])] = step
+        mutated = {id(ex.aliases.get(id(n.inputs[k]), n.inputs[k])) for n in ex.nodes
+                   for k in OPS[n.op].mutated(n.attrs) if k < len(n.inputs)}
+        early = {}
+        for k, v in enumerate(watched):
+            root = ex.aliases.get(id(v), v)
+            step = written.get(id(root))
+            if (step is None or id(root) in pinned or id(root) in mutated
+                    or root.type.size <= 1):
+                continue
+            early[k] = step
+        return early
 
     def _refresh_calls(self) -> None:
         """Put each group's fused call in the train loop, or, while its members' bound
@@ -300,6 +336,7 @@ class Session:
         if not self.train_mode:
             run(self.rt)
             return True
+        self.guard.begin_step()
         if self.guard.can_skip:
             run(self.rt, 0, self.update_start)
             if not self.guard.allows_update():

@@ -98,6 +98,53 @@ class Pool:
             self._busy.release()
 
 
+class Side:
+    """One task on the pool's first worker while the caller goes on (runtime/overlap.py:
+    a stage's side node beside its window). ``start`` takes the pool (calls split into
+    pieces meanwhile run their pieces one after the other in the caller: the other core is
+    busy) and sets BLAS to one thread; ``join`` waits, gives both back and re-raises the
+    task's error. A pool another thread is using runs the task in the caller at once."""
+
+    def __init__(self, threads: int):
+        self.pool = pool(threads)
+        self._worker: _Worker | None = None
+        self._blas: int | None = None
+
+    def start(self, task) -> None:
+        p = self.pool
+        if self._worker is not None:
+            raise RuntimeError("a side task is already running")
+        if p.threads < 2 or not p._busy.acquire(blocking=False):
+            task()
+            return
+        try:
+            p._ensure()
+            self._blas = blas.set_threads(1)
+            worker = p._workers[0]
+            worker.start(task)
+        except BaseException:
+            self._give_back()
+            raise
+        self._worker = worker
+
+    def join(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        try:
+            error = worker.wait()
+        finally:
+            self._give_back()
+        if error is not None:
+            raise error
+
+    def _give_back(self) -> None:
+        if self._blas is not None and self._blas != 1:
+            blas.set_threads(self._blas)
+        self._blas = None
+        self.pool._busy.release()
+
+
 _POOLS: dict[int, Pool] = {}
 _POOLS_LOCK = threading.Lock()
 
