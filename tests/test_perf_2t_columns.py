@@ -173,3 +173,34 @@ def test_no_pieces_where_the_kernels_take_another_path():
     wide = np.zeros(dy.shape[:3] + (8,), np.float32)
     assert conv.filter_pieces(wide[..., ::2], x, dw, fa, [dw, *ws], [(0, 1), (1, 2)],
                               [(0, 2), (2, 4)]) is None
+
+
+@pytest.mark.parametrize("shape,o,k,s,pads", [
+    ((3, 2, 2, 16), 9, 3, 1, (1, 1, 1, 1)),  # a 2x2 map: one dense product
+    ((3, 1, 1, 16), 9, 3, 1, (1, 1, 1, 1)),  # cut to the centre tap
+])
+@pytest.mark.parametrize("parts", [2, 3])
+def test_channel_pieces_equal_the_kernel(shape, o, k, s, pads, parts):
+    """Weight-bound forwards (ResNet18's 2x2 and 1x1 layers) by output channels: each piece
+    makes only its rows of the spread weight (in its part's scratch) or reads only its rows
+    of the live tap."""
+    a, x, w, _, t, ws = _case(shape, o, k, s, pads)
+    want = np.empty(t.shape, np.float32)
+    OPS["Conv2D"].kernel([x, w], [want], a, None)
+    scratch = {}
+
+    def part_scratch(part, size):
+        assert part not in scratch  # one scratch per part
+        scratch[part] = np.full(size, np.nan, np.float32)
+        return scratch[part]
+    got = np.full(t.shape, np.nan, np.float32)
+    tasks = conv.channel_pieces(x, w, got, a, [got, *ws], ranges(o, parts), part_scratch)
+    assert tasks is not None and len(tasks) == parts
+    _run(reversed(tasks))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_no_channel_pieces_for_convolutions_with_columns():
+    a, x, w, _, t, ws = _case((2, 6, 6, 4), 4, 3, 1, (1, 1, 1, 1))
+    out = np.empty(t.shape, np.float32)
+    assert conv.channel_pieces(x, w, out, a, [out, *ws], [(0, 2), (2, 4)], None) is None

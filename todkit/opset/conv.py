@@ -1088,6 +1088,44 @@ def forward_pieces(x, w, out, a, outs, cuts):
     return [piece(lo, hi) for lo, hi in cuts]
 
 
+def channel_pieces(x, w, out, a, outs, cuts, scratch):
+    """Calls that together run Conv2D's kernel on ``x`` as one per output-channel range of
+    ``cuts``, where the kernel's one product has a weight operand made from (or cut out
+    of) w and few rows: the dense small-map form (``_toeplitz``) and a kernel cut to one
+    tap (``_trimmed`` to a 1x1). Pieces of the batch each made (or read) all of that operand
+    for half the rows: W6's 2x2 and 1x1 layers ran no faster at 2 threads. Each piece makes
+    only its channels' rows. ``scratch(part, size)``: a flat scratch of a part (part 0 may
+    use the call's planned workspace). None for other paths."""
+    geo, live, _ = _live(x.shape, w.shape, a)
+    if (not live.lay.nhwc or live.g != 1 or geo.depthwise or not out.flags.c_contiguous
+            or len(cuts) < 2):
+        return None
+    n = x.shape[0]
+    if _pointwise(live) and live is not geo:  # a 1x1 cut: the weight's live tap, strided
+        (i0, _), (j0, _), _ = geo.cut
+        w2, x2, out2 = w[:, i0, j0, :], x.reshape(n, -1), out.reshape(n, -1)
+        return [lambda lo=lo, hi=hi: np.matmul(x2, w2[lo:hi].T, out=out2[:, lo:hi])
+                for lo, hi in cuts]
+    if live is not geo or _toeplitz(geo) is None:
+        return None
+    (oh, ow), o = geo.ohw, geo.o
+    wide = out.reshape(n, oh * ow, o)
+
+    def piece(part, lo, hi):
+        pa = {**a, "out_channel": hi - lo}
+        pgeo = _geo(x.shape, (hi - lo,) + w.shape[1:], pa)
+        size = _toeplitz_size(pgeo)
+        flat = scratch(part, size + n * oh * ow * (hi - lo))
+        tmp = flat[size:].reshape(n, oh * ow, hi - lo)
+
+        def run():
+            spread = _spread_weight(pgeo, w[lo:hi], flat)
+            np.matmul(x.reshape(n, -1), spread.T, out=tmp.reshape(n, -1))
+            wide[:, :, lo:hi] = tmp
+        return run
+    return [piece(p, lo, hi) for p, (lo, hi) in enumerate(cuts)]
+
+
 def filter_pieces(dy, x, out, a, outs, sample_cuts, channel_cuts):
     """(column calls, product calls) that together run Conv2DBackpropFilter's kernel: the
     columns by sample ranges (none when the forward pass filled them, or for a 1x1/1
