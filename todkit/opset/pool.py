@@ -99,11 +99,13 @@ class MaxPoolGrad(OpDef):
 
     def workspace(ins, a):
         """The tiled path's scratch (the windows' max, the hit masks; the tap-major planes
-        are made in the output's own buffer)."""
+        are made in the output's own buffer); the overlapping path's (the max, the hit and
+        taken masks, the routed dy)."""
         x = ins[0]
-        if not _tiles(x.shape, a):
-            return []
         y = pooled_type(x, a)
+        if not _tiles(x.shape, a):
+            return [TensorType(y.shape, x.dtype), TensorType(y.shape, dtypes.bool_),
+                    TensorType(y.shape, dtypes.bool_), TensorType(y.shape, x.dtype)]
         kk = int(np.prod(pair(a["kernel_size"])))
         return [TensorType(y.shape, x.dtype), TensorType((kk * y.size,), dtypes.bool_),
                 TensorType(y.shape, dtypes.bool_)]
@@ -113,7 +115,7 @@ class MaxPoolGrad(OpDef):
         if _tiled_max_pool_grad(x, dy, outs[0], a, outs[1:]):
             return
         xp, pads, taps = pool_taps(x, a, -np.inf)
-        if _overlapping_max_pool_grad(xp, pads, taps, dy, outs[0], a):
+        if _overlapping_max_pool_grad(xp, pads, taps, dy, outs[0], a, outs[1:]):
             return
         # Running max over the taps; strict ">" keeps the first maximum, as argmax would.
         best = xp[taps[0]].copy()
@@ -131,30 +133,40 @@ class MaxPoolGrad(OpDef):
         outs[0][...] = lay.crop(dxp, pads, lay.hw(x.shape))
 
 
-def _overlapping_max_pool_grad(xp, pads, taps, dy, out, a) -> bool:
+def _overlapping_max_pool_grad(xp, pads, taps, dy, out, a, scratch=()) -> bool:
     """MaxPoolGrad for any windows by whole-plane operations per tap: the max of the taps,
     then in tap order "equal to the max and not yet taken" routes dy (ResNet's 3x3/2 pool:
     9.2 -> ~1 ms). The same bits as the ">" scan below, which it leaves to NaN maxima and
-    non-finite dy (False, nothing written)."""
+    non-finite dy (False, nothing written). ``scratch``: the planned workspaces (max, hit,
+    taken, routed; MaxPoolGrad.workspace), else fresh arrays; without padding dy is summed
+    straight into ``out`` (no padded copy: W6's pool 1.16 -> 0.95 ms)."""
     if not np.isfinite(dy).all():
         return False
-    best = np.copy(xp[taps[0]])
+    shape = xp[taps[0]].shape
+    if len(scratch) == 4 and all(t.shape == shape for t in scratch):
+        best, hit, taken, routed = scratch
+    else:
+        best, hit, taken, routed = (np.empty(shape, xp.dtype), np.empty(shape, bool),
+                                    np.empty(shape, bool), np.empty(shape, xp.dtype))
+    np.copyto(best, xp[taps[0]])
     for tap in taps[1:]:
         np.maximum(best, xp[tap], out=best)
     if np.isnan(best).any():
         return False
-    dxp = np.zeros(xp.shape, xp.dtype)
-    taken = np.zeros(best.shape, bool)
-    hit = np.empty(best.shape, bool)
-    routed = np.empty(best.shape, xp.dtype)
+    direct = not any(pads) and out.shape == xp.shape and not np.shares_memory(out, xp)
+    dxp = out if direct else np.zeros(xp.shape, xp.dtype)
+    if direct:
+        dxp.fill(0)
+    taken.fill(False)
     for tap in taps:
         np.equal(xp[tap], best, out=hit)
         np.greater(hit, taken, out=hit)  # equal to the max and no earlier tap took it
         taken |= hit
         np.multiply(hit, dy, out=routed)
         dxp[tap] += routed
-    lay = Layout(a["format"])
-    out[...] = lay.crop(dxp, pads, lay.hw(out.shape))
+    if not direct:
+        lay = Layout(a["format"])
+        out[...] = lay.crop(dxp, pads, lay.hw(out.shape))
     return True
 
 
