@@ -1094,8 +1094,8 @@ def channel_pieces(x, w, out, a, outs, cuts, scratch):
     of) w and few rows: the dense small-map form (``_toeplitz``) and a kernel cut to one
     tap (``_trimmed`` to a 1x1). Pieces of the batch each made (or read) all of that operand
     for half the rows: W6's 2x2 and 1x1 layers ran no faster at 2 threads. Each piece makes
-    only its channels' rows. ``scratch(part, size)``: a flat scratch of a part (part 0 may
-    use the call's planned workspace). None for other paths."""
+    only its channels' rows. ``scratch(part, size)``: a flat scratch of a part (part 0
+    uses the call's planned workspace when it is there). None for other paths."""
     geo, live, _ = _live(x.shape, w.shape, a)
     if (not live.lay.nhwc or live.g != 1 or geo.depthwise or not out.flags.c_contiguous
             or len(cuts) < 2):
@@ -1115,7 +1115,10 @@ def channel_pieces(x, w, out, a, outs, cuts, scratch):
         pa = {**a, "out_channel": hi - lo}
         pgeo = _geo(x.shape, (hi - lo,) + w.shape[1:], pa)
         size = _toeplitz_size(pgeo)
-        flat = scratch(part, size + n * oh * ow * (hi - lo))
+        need = size + n * oh * ow * (hi - lo)
+        # part 0 runs in the caller: the call's planned spread workspace holds its share
+        planned = part == 0 and len(outs) > 2 and outs[2].size >= need
+        flat = outs[2].reshape(-1)[:need] if planned else scratch(part, need)
         tmp = flat[size:].reshape(n, oh * ow, hi - lo)
 
         def run():
