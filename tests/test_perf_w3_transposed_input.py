@@ -17,7 +17,7 @@ from todkit.core import dtypes
 from todkit.ir.graph import Graph, TensorType
 from todkit.opset import emit
 from todkit.opset.interpret import interpret
-from todkit.runtime import rewrite
+from todkit.runtime import rewrite, rewrite_parallel
 from todkit.runtime import rewrite_transposed_input as rti
 from todkit.runtime.session import Session
 
@@ -133,14 +133,21 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("case", list(CASES))
-def test_rewritten_step_equals_per_node_and_reference(case, monkeypatch):
+def test_rewritten_step_equals_per_node_and_reference(case, threads, monkeypatch):
+    """At two threads the products run in pieces on the pool (``rti.split_call``: copies
+    by rows, the forward by its contracted axis, the gradient by its columns)."""
     kw = CASES[case]
     shape, out = kw.get("shape", (4, 5, 6, 3)), kw.get("out", 3)
-    fast = _session(transposed_dense_graph(**kw))
+    monkeypatch.setattr(rewrite_parallel, "MIN_PRODUCTS", 1)
+    fast = _session(transposed_dense_graph(**kw), blas_threads=threads)
+    monkeypatch.undo()
     plain = _session(transposed_dense_graph(**kw), rewrites=False, monkeypatch=monkeypatch)
     ref = transposed_dense_graph(**kw)
     assert _transpose_skipped(fast) and _transpose_skipped(fast, fast.eval)
+    split = [i for i, e in fast.train._fused.items() if e and e[0].__name__ == "split"]
+    assert len(split) == (2 if threads == 2 else 0)
     assert not _transpose_skipped(plain)
     batches = _batches(shape, out, 4)
     got, want = _train(fast, batches), _train(plain, batches)

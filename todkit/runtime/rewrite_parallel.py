@@ -53,6 +53,7 @@ from todkit.opset.conv import COLUMN_CHUNK, DEPTHWISE_BUFFER
 from todkit.opset.norm import PARALLEL
 from todkit.opset.registry import WORKSPACE_FILLED, WORKSPACE_PRIVATE, get_op
 from todkit.runtime.overlap import multiply_adds
+from todkit.runtime.rewrite_transposed_input import split_call
 from todkit.runtime.workers import Parallel, ranges
 
 # Fewest values in a call's largest output (or input) worth splitting. Measured on W4/W5's
@@ -404,7 +405,13 @@ def rewrite_parallel(ex, ctx) -> dict:
             continue
         if step in ctx.taken:
             entry = ctx.chosen.get(step)
-            if entry is not None and (wrapped := _norm_call(entry, par)) is not None:
+            if entry is None:
+                continue
+            wrapped = _norm_call(entry, par)
+            if wrapped is None and _products(ex.nodes[step], *ex.bound[step][1:3]) \
+                    >= MIN_PRODUCTS:  # a Dense on a transposed input (W3)
+                wrapped = split_call(entry, par.parts, par.run_tasks)
+            if wrapped is not None:
                 fused[step] = wrapped
             continue
         entry = _plain(ex, ctx, step, par)

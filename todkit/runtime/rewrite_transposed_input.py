@@ -142,6 +142,52 @@ def _gradient(ins, outs, a, rt):
     _copy(a["copies"])
 
 
+def split_call(entry, parts: int, run_tasks):
+    """``entry`` (this module's call) as phases of ``parts`` pieces run by ``run_tasks``
+    (rewrite_parallel at two threads): the permuting copies by rows, the product by its
+    long axis (the forward's contracted K: partial products summed in piece order, float
+    rounding; the gradient's K columns, each piece its own). None for another call."""
+    kernel, ins, outs, attrs = entry
+    if kernel not in (_forward, _gradient) or parts < 2:
+        return None
+    left, right = ins
+    copies = attrs["copies"]
+    copy_parts = [copies[lo:hi] for lo, hi in _cuts(len(copies), parts)]
+    if kernel is _gradient:
+        dst = attrs["scratch"]
+        cols = _cuts(right.shape[1], parts)
+        products = [lambda lo=lo, hi=hi: np.matmul(left, right[:, lo:hi], out=dst[:, lo:hi])
+                    for lo, hi in cols]
+        phases = [products, [lambda c=c: _copy(c) for c in copy_parts]]
+    else:
+        target = attrs["out_t"] if attrs["out_t"] is not None else outs[0]
+        ks = _cuts(left.shape[1], parts)
+        partial = [np.empty(target.shape, target.dtype) for _ in ks]
+        products = [lambda lo=lo, hi=hi, p=p: np.matmul(left[:, lo:hi], right[lo:hi], out=p)
+                    for (lo, hi), p in zip(ks, partial)]
+
+        def total():
+            np.add(partial[0], partial[1], out=target)
+            for p in partial[2:]:
+                np.add(target, p, out=target)
+            if attrs["out_t"] is not None:
+                np.copyto(outs[0], target.T)
+        phases = [[lambda c=c: _copy(c) for c in copy_parts], products, [total]]
+
+    def split(ins_, outs_, attrs_, rt):
+        for tasks in phases:
+            if len(tasks) == 1:
+                tasks[0]()
+            else:
+                run_tasks(tasks)
+    return split, ins, outs, attrs
+
+
+def _cuts(count: int, parts: int) -> list[tuple[int, int]]:
+    parts = max(1, min(parts, count))
+    return [(count * p // parts, count * (p + 1) // parts) for p in range(parts)]
+
+
 def _readers(nodes: list[Node]) -> dict[int, list[int]]:
     readers: dict[int, list[int]] = {}
     for step, node in enumerate(nodes):
