@@ -3,7 +3,7 @@ splits into independent pieces run those pieces on the worker pool (runtime/work
 
 NumPy releases the GIL in its loops, so Python threads each running a piece of one kernel
 run at once (compute-bound pieces: ~1.85x on the 2-core bench machine; passes that stream
-memory gain 1.05-1.15x, one core nearly fills its memory bandwidth). Five ways a call
+memory gain 1.05-1.15x, one core nearly fills its memory bandwidth). Six ways a call
 is split:
 - by samples: ops whose output sample i depends only on input sample i (convolution
   forward, depthwise included, the input gradient of a convolution, pooling and its
@@ -14,6 +14,9 @@ is split:
   depthwise forward's pieces block by their buffers' bytes, ``DEPTHWISE_PIECE_BYTES``);
 - by flat ranges: element-wise ops over operands of one size and the optimizers (their
   update is element-wise): the kernel on contiguous ranges of every full-size operand;
+- a Dense on a transposed input (rewrite_transposed_input's calls, W3): its copies by
+  rows, the forward product by its contracted axis (partial products summed in piece
+  order: float rounding), the gradient by its columns (``split_call``);
 - by blocks: BatchNorm, BatchNormGrad and the fused BatchNorm calls of the earlier
   rewriters (rewrite_norm_act, rewrite_conv_norm) get ``norm.PARALLEL`` in their
   attributes and run their block loops in parts themselves: the batch statistics are
