@@ -8,7 +8,7 @@ training artifacts) so that ``run`` measures only loading and training. ``run`` 
 train step, warms it up, times single steps (perf_counter around one synchronous step; the
 batch is fed once, as every framework reuses its input tensors) and prints one line
 ``BENCH-RESULT {json}`` with the median, p10/p90 and IQR in ms, and the process's peak RSS
-(``resource.getrusage``) before and after the model was built.
+(``peak_rss_mb``: its own high-water mark) before and after the model was built.
 """
 
 from __future__ import annotations
@@ -27,6 +27,17 @@ from workloads import WORKLOADS  # noqa: E402
 
 
 def peak_rss_mb() -> float:
+    """This process's own peak resident memory: Linux's VmHWM. Not ``ru_maxrss``, which a
+    process started by ``subprocess`` (vfork + exec) begins at its parent's peak: with
+    bench/run.py's second-core probe (~61 MB) every small cell read 61 MB (W1's own peak
+    is ~32 MB)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
