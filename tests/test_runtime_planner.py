@@ -46,6 +46,33 @@ def test_plan_never_overlaps_live_buffers(specs, alignment, base):
     assert all(off + b.size <= plan.total for off, b in zip(plan.offsets, bufs))
 
 
+def first_fit_offsets(bufs, alignment, base) -> list[int]:
+    """tflite-micro's greedy first fit, written plainly: the oracle of the vectorised one."""
+    base = align_up(base, alignment)
+    order = sorted(range(len(bufs)), key=lambda i: (-bufs[i].size, bufs[i].first, i))
+    offsets, placed = [base] * len(bufs), []
+    for i in order:
+        size = align_up(bufs[i].size, alignment)
+        if size:
+            candidate = base
+            for start, stop in sorted((offsets[j], offsets[j] + align_up(bufs[j].size, alignment))
+                                      for j in placed if bufs[i].lifetime_overlaps(bufs[j])):
+                if candidate + size <= start:
+                    break
+                candidate = max(candidate, stop)
+            offsets[i] = candidate
+            placed.append(i)
+    return offsets
+
+
+@settings(max_examples=300, deadline=None)
+@given(buffers, st.sampled_from([1, 16, 64]), st.integers(0, 256))
+def test_plan_is_the_plain_first_fit(specs, alignment, base):
+    bufs = [Buffer(f"b{i}", size, a, b) for i, (size, a, b) in enumerate(specs)]
+    assert plan_arena(bufs, alignment=alignment, base=base).offsets == first_fit_offsets(
+        bufs, alignment, base)
+
+
 def test_disjoint_lifetimes_share_memory():
     bufs = [Buffer("a", 1000, 0, 1), Buffer("b", 1000, 2, 3), Buffer("c", 500, 1, 2)]
     plan = plan_arena(bufs, alignment=64)
