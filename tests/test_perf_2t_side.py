@@ -126,9 +126,9 @@ def test_live_products_count_only_taps_on_real_input():
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("traced", [False, True])
+@pytest.mark.parametrize("traced,virtual", [(False, False), (True, False), (False, True)])
 def test_gradients_checked_early_still_stop_a_bad_step(tmp_path, sides, monkeypatch, threads,
-                                                       traced):
+                                                       traced, virtual):
     """A NaN written into a filter gradient (the loss stays finite) reaches the guard
     through its early check (in the side node's task at two threads) or, on the traced
     loop, which makes none, through the check at the end: the early answer of the step
@@ -142,6 +142,8 @@ def test_gradients_checked_early_still_stop_a_bad_step(tmp_path, sides, monkeypa
     step = next(k for k in sorted(early_steps) if ex.nodes[k].op == "Conv2DBackpropFilter"
                 and k not in ex._fused)
     assert (step in ex.active_stages()) == (threads == 2)
+    if virtual:  # gradients summed over 2 steps (accumulate mode), then applied
+        model.setup_virtual_batch(2)
     train_losses(model, 1)  # the early checks said "finite" for this step
     before = _state(s)
 
