@@ -169,3 +169,20 @@ def test_gradients_checked_early_still_stop_a_bad_step(tmp_path, sides, monkeypa
     assert any(issubclass(w.category, NonFiniteWarning) for w in seen)
     for k, v in before.items():
         np.testing.assert_array_equal(_state(s)[k], v, err_msg=k)
+
+
+def test_a_repeated_weight_gradient_is_not_a_side_node(monkeypatch):
+    """The executor binds a node that repeats another's computation as a view of the first:
+    neither may run beside the chain (the view's readers would read it mid-write)."""
+    from todkit.core import dtypes
+    from todkit.ir.graph import Graph, TensorType
+    from todkit.opset import emit
+
+    monkeypatch.setattr(overlap, "MIN_SIDE_PRODUCTS", 1)
+    g = Graph("g")
+    dy = g.add_input("dy", TensorType((8, 5), dtypes.float32))
+    h = g.add_input("h", TensorType((8, 7), dtypes.float32))
+    one = emit(g, "MatMul", [dy, h], {"transpose_a": True}, name="dw")
+    assert overlap._side_nodes([one], set()) == {id(one)}
+    two = emit(g, "MatMul", [dy, h], {"transpose_a": True}, name="dw_again")
+    assert overlap._side_nodes([one, two], set()) == set()

@@ -157,7 +157,8 @@ def find_inplace(nodes: list[Node], aliases: dict[int, Value], pinned,
     of the output are re-rooted there too) and its id returned: its kernel still runs. Only
     same-type non-constant values whose root is not pinned (graph inputs, fused gradient
     buffers), not read after the step, not read by a node running beside others (``held``:
-    ids of the nodes a side node reads) and not updated in place by any node."""
+    ids of the side nodes, whose inputs stay whole through their windows) and not updated
+    in place by any node."""
     mutated = {id(n.inputs[k]) for n in nodes for k in get_op(n.op).mutated(n.attrs)
                if k < len(n.inputs)}
 

@@ -28,7 +28,7 @@ import math
 from todkit.ir.graph import Node
 from todkit.opset import conv
 from todkit.opset.registry import get_op
-from todkit.runtime.executor import RANDOM_OPS
+from todkit.runtime.executor import RANDOM_OPS, find_duplicates
 
 # Fewest multiply-adds of a side node (~0.1 ms at one thread): a hand-off costs 15-60 us.
 MIN_SIDE_PRODUCTS = 1 << 22
@@ -88,15 +88,18 @@ def node_seconds(node: Node) -> float:
 
 
 def _side_nodes(compute: list[Node], mutated: set[int]) -> set[int]:
-    """ids of the compute-phase nodes that may run on the worker."""
+    """ids of the compute-phase nodes that may run on the worker (not one that repeats
+    another's computation, or is repeated: the executor binds the repeat as a view)."""
     read = {id(v) for n in compute for v in n.inputs}
+    dups = find_duplicates(compute)
+    repeated = set(dups) | {id(v) for v in dups.values()}
     found = set()
     for node in compute:
         opdef = get_op(node.op)
         if (opdef.side_effect or opdef.mutated(node.attrs) or opdef.alias or opdef.inplace
                 or node.op in RANDOM_OPS
                 or not node.outputs or node_products(node) < MIN_SIDE_PRODUCTS
-                or any(id(v) in read for v in node.outputs)
+                or any(id(v) in read or id(v) in repeated for v in node.outputs)
                 or any(id(v) in mutated for v in node.inputs)):
             continue
         found.add(id(node))
