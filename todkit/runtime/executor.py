@@ -356,13 +356,13 @@ class Executor:
 
     def active_stages(self) -> dict[int, int]:
         """The stages that run side by side: those whose side node is one call of its own
-        and whose window no fused call crosses (a rewrite may have taken the steps after
-        either end: such a stage runs its side node in the caller, as planned for)."""
+        and whose window no fused call crosses (a rewrite may have taken the side step or
+        the steps after either end: such a stage runs in the caller, as planned for)."""
         if self._side is None:
             return {}
         n = len(self.bound)
         return {s: e for s, e in self.stages.items()
-                if all(self._fused.get(k, 0) is not None for k in (s + 1, e + 1) if k < n)}
+                if all(self._fused.get(k, 0) is not None for k in (s, s + 1, e + 1) if k < n)}
 
     def _start_entry(self, step: int, entry: tuple, after=()) -> tuple:
         kernel, ins, outs, attrs = entry
