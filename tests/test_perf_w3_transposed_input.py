@@ -315,3 +315,21 @@ def test_accumulated_gradients_and_virtual_batches_agree(monkeypatch):
     fast.apply_gradients()
     plain.apply_gradients()
     _assert_close(_weights(fast.graph), _weights(plain.graph))
+
+
+def test_no_pieces_along_an_axis_shorter_than_the_parts():
+    """A forward contracting one value, or a gradient of one row and column, has nothing to
+    split: the call stays whole (it had indexed a second partial product)."""
+    out = np.empty((3, 4), np.float32)
+    forward = (rti._forward, [np.ones((3, 1), np.float32), np.ones((1, 4), np.float32)],
+               [out], {"copies": [], "out_t": None})
+    assert rti.split_call(forward, 2, None) is None
+    gradient = (rti._gradient, [np.ones((1, 5), np.float32), np.ones((5, 1), np.float32)],
+                [np.empty((1, 1), np.float32)],
+                {"copies": [], "scratch": np.empty((1, 1), np.float32)})
+    assert rti.split_call(gradient, 2, None) is None
+    wide = (rti._forward, [np.ones((3, 6), np.float32), np.ones((6, 4), np.float32)],
+            [out], {"copies": [], "out_t": None})
+    call = rti.split_call(wide, 2, lambda tasks: [t() for t in tasks])
+    call[0](None, None, None, None)
+    np.testing.assert_allclose(out, 6.0)

@@ -29,6 +29,7 @@ import numpy as np
 from todkit.ir.graph import Node, Value
 from todkit.opset.registry import get_op
 from todkit.runtime.blas import openblas_libraries
+from todkit.runtime.workers import ranges
 
 _FLATTENING = ("Reshape", "Flatten")
 # Copies along a K axis this short run slice by slice (each slice contiguous on one side;
@@ -144,27 +145,33 @@ def _gradient(ins, outs, a, rt):
 
 def split_call(entry, parts: int, run_tasks):
     """``entry`` (this module's call) as phases of ``parts`` pieces run by ``run_tasks``
-    (rewrite_parallel at two threads): the permuting copies by rows, the product by its
-    long axis (the forward's contracted K: partial products summed in piece order, float
-    rounding; the gradient's K columns, each piece its own). None for another call."""
+    (rewrite_parallel at two threads): the permuting copies by rows; the forward product by
+    its contracted axis (partial products summed in piece order: float rounding), the
+    gradient product by the longer axis of its output (each piece its own block). None
+    for another call, or where an axis is too short to give every part a piece."""
     kernel, ins, outs, attrs = entry
     if kernel not in (_forward, _gradient) or parts < 2:
         return None
     left, right = ins
     copies = attrs["copies"]
-    copy_parts = [copies[lo:hi] for lo, hi in _cuts(len(copies), parts)]
+    copy_parts = [copies[lo:hi] for lo, hi in ranges(len(copies), parts)]
     if kernel is _gradient:
         dst = attrs["scratch"]
-        cols = _cuts(right.shape[1], parts)
-        products = [lambda lo=lo, hi=hi: np.matmul(left, right[:, lo:hi], out=dst[:, lo:hi])
-                    for lo, hi in cols]
+        if dst.shape[0] >= dst.shape[1]:  # (W3 with a [K, out] weight: K rows)
+            cuts = ranges(dst.shape[0], parts)
+            products = [lambda lo=lo, hi=hi: np.matmul(left[lo:hi], right, out=dst[lo:hi])
+                        for lo, hi in cuts]
+        else:  # (W3: [out, K], K columns)
+            cuts = ranges(dst.shape[1], parts)
+            products = [lambda lo=lo, hi=hi: np.matmul(left, right[:, lo:hi],
+                                                       out=dst[:, lo:hi]) for lo, hi in cuts]
         phases = [products, [lambda c=c: _copy(c) for c in copy_parts]]
     else:
         target = attrs["out_t"] if attrs["out_t"] is not None else outs[0]
-        ks = _cuts(left.shape[1], parts)
-        partial = [np.empty(target.shape, target.dtype) for _ in ks]
+        cuts = ranges(left.shape[1], parts)
+        partial = [np.empty(target.shape, target.dtype) for _ in cuts]
         products = [lambda lo=lo, hi=hi, p=p: np.matmul(left[:, lo:hi], right[lo:hi], out=p)
-                    for (lo, hi), p in zip(ks, partial)]
+                    for (lo, hi), p in zip(cuts, partial)]
 
         def total():
             np.add(partial[0], partial[1], out=target)
@@ -173,6 +180,8 @@ def split_call(entry, parts: int, run_tasks):
             if attrs["out_t"] is not None:
                 np.copyto(outs[0], target.T)
         phases = [[lambda c=c: _copy(c) for c in copy_parts], products, [total]]
+    if len(cuts) < parts:
+        return None
 
     def split(ins_, outs_, attrs_, rt):
         for tasks in phases:
@@ -181,11 +190,6 @@ def split_call(entry, parts: int, run_tasks):
             else:
                 run_tasks(tasks)
     return split, ins, outs, attrs
-
-
-def _cuts(count: int, parts: int) -> list[tuple[int, int]]:
-    parts = max(1, min(parts, count))
-    return [(count * p // parts, count * (p + 1) // parts) for p in range(parts)]
 
 
 def _readers(nodes: list[Node]) -> dict[int, list[int]]:
