@@ -200,7 +200,8 @@ class Session:
             # A group's gradients are one buffer: one check (naming the bad member).
             pairs += [(grp.grad_values(), grp.grad) for grp in self.groups]
             threads = self.blas_threads or 1
-            early = self._early_checks(watched, pinned)
+            # (no early checks where nothing is checked)
+            early = self._early_checks(watched, pinned) if self.nonfinite != "ignore" else {}
             self.guard = Guard(self.nonfinite, pairs,
                                Parallel(threads) if threads > 1 else None, early)
             after: dict[int, list] = {}
