@@ -153,6 +153,35 @@ class DepthwiseNet(nn.Cell):
         return self.fc(self.flatten(x))
 
 
+class ActMLP(nn.Cell):
+    """Dense(16,12) + an activation + Dense(12,5): MindSpore 2.10 exports each activation's
+    own gradient form (ELU: EluGrad; LeakyReLU: Maximum(x, alpha*x), whose gradient splits
+    ties with Select/Greater/Less/Equal/FillV2/Divs)."""
+
+    def __init__(self, act):
+        super().__init__()
+        self.fc1 = nn.Dense(16, 12)
+        self.act = act
+        self.fc2 = nn.Dense(12, 5)
+
+    def construct(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class LayerNormMLP(nn.Cell):
+    """Dense(16,12) + LayerNorm((12,)) + ReLU + Dense(12,5)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Dense(16, 12)
+        self.norm = nn.LayerNorm((12,))
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Dense(12, 5)
+
+    def construct(self, x):
+        return self.fc2(self.relu(self.norm(self.fc1(x))))
+
+
 # -- data ----------------------------------------------------------------------------------
 def class_batches(seed, shape, classes, dense=False, noise=1.0):
     """Per-class prototypes plus noise: learnable, so the losses move. x float32; y int32
@@ -169,6 +198,14 @@ def class_batches(seed, shape, classes, dense=False, noise=1.0):
 # -- the runs ------------------------------------------------------------------------------
 SPARSE_MEAN = "SoftmaxCrossEntropyWithLogits(sparse=True, reduction='mean')"
 DENSE_NONE = "SoftmaxCrossEntropyWithLogits() (sparse=False, reduction='none')"
+MSE = "MSELoss() (reduction='mean') against one-hot targets"
+L1 = "L1Loss() (reduction='mean') against one-hot targets"
+LOSSES = {
+    SPARSE_MEAN: lambda: nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean"),
+    DENSE_NONE: lambda: nn.SoftmaxCrossEntropyWithLogits(),
+    MSE: lambda: nn.MSELoss(),
+    L1: lambda: nn.L1Loss(),
+}
 
 
 def runs():
@@ -176,7 +213,31 @@ def runs():
     mlp_data = lambda: class_batches(11, (64,), 10)
     cnn_data = lambda: class_batches(12, (3, 17, 17), 5)
     img8 = lambda seed, dense=False: class_batches(seed, (3, 8, 8), 5, dense)
+    vec16 = lambda seed, dense=False: class_batches(seed, (16,), 5, dense)
+    momentum = dict(opt=lambda p: nn.Momentum(p, learning_rate=0.05, momentum=0.9),
+                    opt_desc={"type": "nn.Momentum", "learning_rate": 0.05, "momentum": 0.9})
     return {
+        "mlp_mse_momentum": dict(
+            net_desc="Dense(16,12) + ReLU + Dense(12,5)",
+            net=lambda: ActMLP(nn.ReLU()), loss=MSE, data=lambda: vec16(16, True), steps=16,
+            **momentum),
+        "mlp_l1_momentum": dict(
+            net_desc="Dense(16,12) + ReLU + Dense(12,5)",
+            net=lambda: ActMLP(nn.ReLU()), loss=L1, data=lambda: vec16(17, True), steps=16,
+            **momentum),
+        "leakyrelu_momentum": dict(
+            net_desc="Dense(16,12) + LeakyReLU(0.2) + Dense(12,5)",
+            net=lambda: ActMLP(nn.LeakyReLU(0.2)), loss=SPARSE_MEAN, data=lambda: vec16(18),
+            steps=16, **momentum),
+        "elu_momentum": dict(
+            net_desc="Dense(16,12) + ELU() + Dense(12,5)",
+            net=lambda: ActMLP(nn.ELU()), loss=SPARSE_MEAN, data=lambda: vec16(19), steps=16,
+            **momentum),
+        "layernorm_adam": dict(
+            net=LayerNormMLP, loss=SPARSE_MEAN, data=lambda: vec16(20), steps=16,
+            opt=lambda p: nn.Adam(p, learning_rate=0.01),
+            opt_desc={"type": "nn.Adam", "learning_rate": 0.01, "beta1": 0.9, "beta2": 0.999,
+                      "eps": 1e-8, "weight_decay": 0.0, "use_nesterov": False}),
         "mlp_momentum": dict(
             net=MLP, loss=SPARSE_MEAN, data=mlp_data, steps=20,
             opt=lambda p: nn.Momentum(p, learning_rate=0.05, momentum=0.9),
@@ -243,9 +304,7 @@ def record(name: str, spec: dict, out: Path) -> dict:
     ms.set_seed(1)
     np.random.seed(1)
     net = spec["net"]()
-    sparse = spec["loss"] == SPARSE_MEAN
-    loss_fn = (nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean") if sparse
-               else nn.SoftmaxCrossEntropyWithLogits())
+    loss_fn = LOSSES[spec["loss"]]()
     loss_net = nn.WithLossCell(net, loss_fn)
     trainable = spec.get("trainable", lambda n: n.trainable_params())(net)
     optimizer = spec["opt"](ParameterTuple(trainable))
@@ -286,7 +345,7 @@ def record(name: str, spec: dict, out: Path) -> dict:
         "mindspore_version": ms.__version__,
         "mode": "GRAPH_MODE",
         "device_target": "CPU",
-        "net": (spec["net"].__doc__ or spec["net"].__name__).split("\n")[0],
+        "net": spec.get("net_desc") or (type(net).__doc__ or type(net).__name__).split("\n")[0],
         "loss_fn": spec["loss"],
         "optimizer": spec["opt_desc"],
         "trainable": [p.name for p in optimizer.parameters],
