@@ -678,3 +678,14 @@ def _assign(ins, a):
 def _assign_add(ins, a):
     new = ins[0] + ins[1]
     return [new, new]
+
+
+# -- MindSpore 2.10's gradient forms: comparisons, Select, FillV2, Sign, ELU -----------------
+ref("Less")(lambda ins, a: [np.array(ins[0] < ins[1])])
+ref("Greater")(lambda ins, a: [np.array(ins[0] > ins[1])])
+ref("Equal")(lambda ins, a: [np.array(ins[0] == ins[1])])
+ref("Select")(lambda ins, a: [np.where(ins[0], ins[1], ins[2]).astype(ins[1].dtype)])
+ref("FillV2")(lambda ins, a: [np.full(a["shape"], ins[0].reshape(()), ins[0].dtype)])
+ref("Sign")(lambda ins, a: [_pw(lambda v: (v > 0) - (v < 0))(ins[0])])
+ref("Elu")(lambda ins, a: [_pw(lambda v: v if v > 0 else a["alpha"] * math.expm1(v))(ins[0])])
+ref("EluGrad")(lambda ins, a: [ins[0] * _pw(lambda v: 1.0 if v > 0 else v + a["alpha"])(ins[1])])

@@ -144,11 +144,12 @@ def test_mindspore_layout_maps_to_our_table_and_our_writer_matches(fixture, op, 
         [("T" if x in ("T", "tuple") else _normal(x)) for x in ins]
 
 
-# Files made only of ops todkit has: our reader takes the whole train graph. (The others use
-# L1Loss, whose 2.10 gradient is Sign, or bprop ops such as LogSoftmaxGrad / SoftmaxBackward /
-# SumExt / Select that todkit does not read yet; sparse_ce_none needs OneHot's interleaved
+# Files made only of ops todkit reads: our reader takes the whole train graph. (The others use
+# bprop ops todkit does not read yet: StridedSlice(Grad), LogSoftmaxGrad, SoftmaxBackward,
+# GreaterEqual / LogicalAnd, Div, SumExt; sparse_ce_none needs OneHot's interleaved
 # attribute-inputs.)
-WHOLE = ["sigmoid_cross_entropy", "smooth_l1_loss"]
+WHOLE = ["adam_weight_decay", "cast", "gelu_tanh", "hsigmoid", "hswish", "maximum_minimum",
+         "reduce_sum", "relu6", "sigmoid_cross_entropy", "smooth_l1_loss", "squeeze"]
 
 
 @pytest.mark.parametrize("fixture", WHOLE)

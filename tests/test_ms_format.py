@@ -384,11 +384,11 @@ def test_unsupported_ops_are_listed_at_once():
     meta["nodes"][0]["primitive"] = {"value_type": unknown, "value": {}}
     meta["nodes"][1]["primitive"] = {"value_type": unknown, "value": {}}
     meta["nodes"][2]["primitive"] = {"value_type": schema.PRIMITIVE_TAG["Activation"],
-                                     "value": {"activation_type": 4}}
+                                     "value": {"activation_type": 11}}
     with pytest.raises(OpNotFoundError) as e:
         ms.read(fbwrite.encode(meta))
     assert e.value.missing == {"AudioSpectrogram": names[:2],
-                               "Activation{activation_type=ELU}": [names[2]]}
+                               "Activation{activation_type=SELU}": [names[2]]}
     assert "AudioSpectrogram" in str(e.value) and names[2] in str(e.value)
 
 

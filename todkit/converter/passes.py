@@ -159,11 +159,35 @@ def _walk_order(graph: Graph) -> None:
     graph.nodes = order
 
 
+def sign_products_as_abs_grad(graph: Graph) -> None:
+    """MindSpore 2.10 exports L1Loss's gradient as Mul(dout, Sign(x)); Lite has no Sign kernel
+    but AbsGrad(x, dout) = dout * sign(x), the same products. Each such pair (Sign read only
+    by that Mul, operands of one shape) becomes one AbsGrad node in the Mul's place."""
+    dead = []
+    for sign in graph.nodes:
+        if sign.op != "Sign":
+            continue
+        y = sign.outputs[0]
+        if len(y.users) != 1 or y in graph.outputs or y.users[0].op != "Mul":
+            continue
+        mul = y.users[0]
+        other = mul.inputs[1] if mul.inputs[0] is y else mul.inputs[0]
+        x = sign.inputs[0]
+        if other is y or other.type != y.type or mul.outputs[0].type != y.type:
+            continue
+        mul.op, mul.attrs, mul.inputs = "AbsGrad", {}, [x, other]
+        x.users.append(mul)
+        y.users = []
+        dead.append(sign)
+    graph.remove_nodes(dead)
+
+
 def layout_passes(graph: Graph) -> None:
     """The NHWC conversion and format tags of an inference graph."""
     from todkit.converter.formats import assign_formats
     from todkit.converter.nhwc import to_nhwc
 
+    sign_products_as_abs_grad(graph)
     to_nhwc(graph, weight_posts=False)
     order_like_exporter(graph, train=False)
     assign_formats(graph)
@@ -173,6 +197,7 @@ def train_passes(graph: Graph) -> None:
     from todkit.converter.formats import assign_formats
     from todkit.converter.nhwc import to_nhwc
 
+    sign_products_as_abs_grad(graph)
     to_nhwc(graph)  # first: whether global_step stays depends on the weights' re-layout
     order_like_exporter(graph)
     name_tuple_outputs(graph)

@@ -15,6 +15,7 @@ from todkit.opset import (  # noqa: F401
     optim,
     pool,
     reduce,
+    select,
     shape,
     softmax,
     unary,

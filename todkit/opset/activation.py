@@ -263,3 +263,42 @@ class GeLUGrad(OpDef):
         inner = dt(_GELU_K) * (1 + dt(3 * _GELU_C) * x * x)
         slope = dt(0.5) * (1 + t) + dt(0.5) * x * (1 - t * t) * inner
         np.multiply(dy, slope, out=outs[0])
+
+
+# -- ELU: MindSpore 2.10 exports Elu(x, alpha) and EluGrad(dy, y) (tests/fixtures/reference/
+# elu_momentum); Lite writes them as Activation / ActivationGrad of type ELU with alpha ------
+@op
+class Elu(OpDef):
+    """y = x for x > 0, alpha * (exp(x) - 1) elsewhere."""
+
+    attrs = {"alpha": 1.0}
+    infer = float_like
+
+    def kernel(ins, outs, a, rt):
+        x, y = ins[0], outs[0]
+        np.minimum(x, 0, out=y)
+        np.expm1(y, out=y)
+        y *= x.dtype.type(a["alpha"])
+        np.copyto(y, x, where=x > 0)
+
+    def grad(g, node, douts):
+        (x,) = node.inputs
+        if not g.wants(x):
+            return [None]
+        return [g.emit("EluGrad", [douts[0], node.outputs[0]], alpha=node.attrs["alpha"])]
+
+
+@op
+class EluGrad(OpDef):
+    """dx = dy for y > 0, dy * (y + alpha) elsewhere (inputs dy, y: the forward output, whose
+    y + alpha is alpha * exp(x) there)."""
+
+    attrs = {"alpha": 1.0}
+    infer = pair_of_same
+
+    def kernel(ins, outs, a, rt):
+        dy, y = ins
+        out = outs[0]
+        np.add(y, y.dtype.type(a["alpha"]), out=out)
+        out *= dy
+        np.copyto(out, dy, where=y > 0)

@@ -1,5 +1,5 @@
 """Element-wise math: Sqrt (+SqrtGrad), Exp, Log, Maximum / Minimum (+ their Grad ops),
-Square, Abs (+AbsGrad), Pow.
+Square, Abs (+AbsGrad), Sign, Pow.
 
 Gradient forms are MindSpore's bprops: Sqrt -> SqrtGrad(y, dy) = dy / (2y); Exp -> dy * y;
 Log -> dy / x; Maximum / Minimum -> MaximumGrad / MinimumGrad(x, y, dy) -> (dx, dy), which
@@ -161,6 +161,25 @@ class Abs(OpDef):
         # MindSpore 2.10 emits Sign(x) * dout; Lite has no Sign but an AbsGrad kernel.
         (x,) = node.inputs
         return [g.emit("AbsGrad", [x, douts[0]]) if g.wants(x) else None]
+
+
+@op
+class Sign(OpDef):
+    """-1, 0 or 1 by the sign of x (NaN stays NaN). MindSpore 2.10's L1Loss gradient is
+    Mul(dout, Sign(x)); the converter writes that pair as Lite's AbsGrad (converter/passes.py)."""
+
+    infer = float_like
+
+    def kernel(ins, outs, a, rt):
+        np.sign(ins[0], out=outs[0])
+
+    def grad(g, node, douts):
+        # zero almost everywhere: MindSpore's bprop gives zeros of x's shape
+        (x,) = node.inputs
+        if not g.wants(x):
+            return [None]
+        zero = g.const(np.zeros((), x.type.dtype.np), name="Default/zero")
+        return [g.emit("FillV2", [zero], shape=tuple(x.type.shape))]
 
 
 @op

@@ -17,7 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from todkit.ir.graph import Node, TensorType
+from todkit.opset.build import emit
 
 # mindspore/core/mindapi/base/format.h (same numbering as the .ms Format enum).
 FORMATS = {0: "NCHW", 1: "NHWC", 15: "NCDHW"}
@@ -57,6 +60,9 @@ KINDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "upper": (lambda v: str(v).lower(), lambda v: str(v).upper()),
     "hw4": (_hw, lambda v: (1, 1) + _hw(v)),        # (h, w) in the IR, (1, 1, h, w) in files
     "hw": (_hw, _hw),
+    # a scalar attribute-input as MindSpore gives it: an int, a float or a 0-d tensor
+    "number": (lambda v: v.item() if hasattr(v, "item") else v, lambda v: v),
+    "raw": (lambda v: v, lambda v: v),
     # Pad's paddings: ((before, after) per axis) in files, flattened (b0, a0, b1, ...) in the IR
     "pairs": (lambda v: tuple(int(x) for pair in v for x in _ints(pair)),
               lambda v: tuple(zip(_ints(v)[0::2], _ints(v)[1::2]))),
@@ -108,6 +114,9 @@ class OpSpec:
     file_outputs: Callable[[Node], list[TensorType]] | None = None
     tuple_output: bool = False            # file output is a tuple (TupleGetItem unpacks it)
     generic: bool = False                 # not in this table: attributes under their IR names
+    # A MindSpore form the IR spells with its own ops (read only): ``lower(graph, values,
+    # attrs, name)`` emits them and returns the node whose outputs stand for the file's.
+    lower: Callable[..., Node] | None = None
 
     def all_attrs(self) -> tuple[Attr, ...]:
         return self.attr_inputs + self.attrs
@@ -278,9 +287,50 @@ _SPECS = [
            instance_name="gather"),
     # Not checked (MSELoss / L1Loss in 2.10 export PowTensorScalar / Sign gradients instead).
     OpSpec("Square", inputs=1), OpSpec("Abs", inputs=1), OpSpec("AbsGrad", inputs=2),
+    OpSpec("Sign", inputs=1),  # 2.10's L1Loss gradient (tests/fixtures/reference/mlp_l1_momentum)
+    # 2.10's Maximum / Minimum gradient (tests/fixtures/reference/leakyrelu_momentum)
+    OpSpec("Less", inputs=2), OpSpec("Greater", inputs=2), OpSpec("Equal", inputs=2),
+    OpSpec("Select", inputs=3),
+    # 2.10's ELU (tests/fixtures/reference/elu_momentum): EluGrad has no alpha (it is 1).
+    OpSpec("Elu", inputs=1, attr_inputs=(Attr("alpha", "float"),)),
+    OpSpec("EluGrad", inputs=2),
     OpSpec("Assign", inputs=2, extra=dict(_SIDE_EFFECT)),
     OpSpec("AssignAdd", inputs=2, extra=dict(_SIDE_EFFECT), instance_name="assignadd"),
 ]
+
+
+
+# -- MindSpore 2.10 gradient forms read as IR ops (tests/fixtures/reference: mlp_mse_momentum,
+# leakyrelu_momentum). The scalar is a Constant input: an int or float, or a 0-d tensor.
+def _with_scalar(ir_op: str):
+    """Muls(x, s) -> Mul(x, s), Divs -> RealDiv, PowTensorScalar -> Pow: the scalar becomes a
+    0-d constant of x's dtype (MindSpore computes in x's dtype)."""
+    def lower(graph, values, attrs, name):
+        x = values[0]
+        s = graph.add_const(f"{name}/scalar", np.asarray(attrs["scalar"], dtype=x.type.dtype.np),
+                            unique=True)
+        return emit(graph, ir_op, [x, s], name=name)
+    return lower
+
+
+def _fill(graph, values, attrs, name):
+    """FillV2(shape, value) -> FillV2(value as a 0-d constant; shape): the IR keeps the value
+    as a tensor (its dtype is the output's) and the shape as an attribute, as Lite's Fill."""
+    value = np.asarray(attrs.pop("value"))
+    if value.size != 1:
+        raise ValueError(f"FillV2's value must be one number, got shape {list(value.shape)}")
+    v = graph.add_const(f"{name}/value", value.reshape(()), unique=True)
+    return emit(graph, "FillV2", [v], {"shape": attrs["shape"]}, name=name)
+
+
+# Read only: the writer never meets these names (the IR spells them with its own ops).
+LOWERED: dict[str, OpSpec] = {s.op: s for s in [
+    *(OpSpec(ms_op, inputs=1, attr_inputs=(Attr("scalar", "number"),),
+             lower=_with_scalar(ir_op))
+      for ms_op, ir_op in (("Muls", "Mul"), ("Divs", "RealDiv"), ("PowTensorScalar", "Pow"))),
+    OpSpec("FillV2", function=False, inputs=0,
+           attr_inputs=(Attr("shape", "ints"), Attr("value", "raw")), lower=_fill),
+]}
 
 OPTABLE: dict[str, OpSpec] = {s.op: s for s in _SPECS}
 
@@ -298,6 +348,11 @@ def mutated_inputs(spec: OpSpec, opdef, attrs: dict) -> tuple[int, ...]:
 
 def spec_for(op: str) -> OpSpec | None:
     return OPTABLE.get(op)
+
+
+def read_spec(op: str) -> OpSpec | None:
+    """The spec a file's ``op`` is read by: a lowered MindSpore form, else the table's."""
+    return LOWERED.get(op) or OPTABLE.get(op)
 
 
 def generic_spec(op: str) -> OpSpec:

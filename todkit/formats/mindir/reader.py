@@ -21,11 +21,12 @@ from todkit.core.errors import GraphFileError, NotSupportedError, OpNotFoundErro
 from todkit.formats.mindir.cnodes import CNodeRecord, FileCNode, Ref, attach
 from todkit.formats.mindir.optable import (
     ALIASES,
+    LOWERED,
     PLUMBING,
     OpSpec,
     generic_spec,
     mutated_inputs,
-    spec_for,
+    read_spec,
 )
 from todkit.formats.mindir.schema import AttrType, load_model, parse_model, pb
 from todkit.formats.mindir.values import (
@@ -190,7 +191,8 @@ class _Reader:
             if n.op_type == "Constant":
                 continue
             op = self.op_of(n)[0]
-            if op not in PLUMBING and op not in OPS:
+            lowered = op in LOWERED
+            if op not in PLUMBING and op not in OPS and not lowered:
                 missing.setdefault(op, []).append(n.domain or self.short(n.name))
         if missing:
             listing = "; ".join(f"{op} (nodes: {', '.join(names)})"
@@ -229,7 +231,7 @@ class _Reader:
             self.env[out] = self.real_op(n, op, prim_attrs, self.record.cnodes[out])
 
     def real_op(self, n, op: str, prim_attrs: list, cnode: FileCNode) -> Any:
-        spec = spec_for(op) or generic_spec(op)
+        spec = read_spec(op) or generic_spec(op)
         name = self.node_name(n, op)
         where = f"node {name!r} ({op})"
         kept = [(k, x) for k, x in enumerate(self.resolve(i, where) for i in n.input)
@@ -253,7 +255,10 @@ class _Reader:
             attrs[attr.ir] = attr.read(self.constant(x, where, attr.ir))
         values = [self.tensor(x, where) for x in tensors]
         try:
-            node = self.named(where, emit, self.graph, op, values, attrs, name=name)
+            if spec.lower is not None:
+                node = self.named(where, spec.lower, self.graph, values, attrs, name)
+            else:
+                node = self.named(where, emit, self.graph, op, values, attrs, name=name)
         except TodkitError as e:
             if str(e).startswith(self.path):
                 raise
@@ -262,7 +267,7 @@ class _Reader:
         cnode.data_slots = self.data_slots(node, kept, spec.tuple_input)
         shape = next((a for a in n.attribute if a.name == "shape"), None)
         self.check_outputs(node, spec, shape)
-        for i in mutated_inputs(spec, OPS[op], node.attrs):
+        for i in mutated_inputs(spec, OPS[node.op], node.attrs):
             self.versions[id(node.inputs[i])] = self.versions.get(id(node.inputs[i]), 0) + 1
         file_tuple = shape is not None and shape.type == AttrType.TUPLE
         if spec.tuple_output or file_tuple or len(node.outputs) > 1:

@@ -337,6 +337,17 @@ ROWS: tuple[Row, ...] = (
     Row("Square", "Square"),
     Row("Abs", "Abs"),
     Row("AbsGrad", "AbsGrad"),
+    # A Sign the converter could not fold into AbsGrad (converter/passes.py): the schema's
+    # sign activation.
+    _act("Sign", "Activation", "SIGN"),
+    *(Row(ir, ms, select={"activation_type": ACT["ELU"]},
+          to_ir=lambda m, ins: {"alpha": float(m.get("alpha", 1.0))},
+          to_ms=lambda a, ins: {"activation_type": ACT["ELU"], "alpha": float(a["alpha"])})
+      for ir, ms in (("Elu", "Activation"), ("EluGrad", "ActivationGrad"))),
+    Row("Less", "Less"), Row("Greater", "Greater"), Row("Equal", "Equal"),
+    Row("Select", "Select"),
+    # Lite's Fill: the value, then the shape as a constant int32 input.
+    Row("FillV2", "Fill", const_inputs=(ConstInput(1, "shape"),)),
     # Abs / AbsGrad (tags 1, 183) wait until tests/test_ms_format.py and the hostile fixture
     # ms_unsupported_ops.ms stop using Abs as their example of an unsupported op.
     Row("GeLU", "Activation", select={"activation_type": ACT["GELU"], "approximate": True},

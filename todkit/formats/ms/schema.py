@@ -123,6 +123,7 @@ PRIMITIVE_TABLES: dict[str, list[Field]] = {
                    F("approximate", "bool", False)],
     "ActivationGrad": [F("activation_type", "ActivationType", 0), F("alpha", "float", 0.0)],
     "Abs": [],
+    "Equal": [], "Fill": [], "Greater": [], "Less": [], "Select": [],
     "AbsGrad": [],
     "AdamWeightDecay": [F("use_locking", "bool", False)],  # tag 220: 2.7 schema only
     "BinaryCrossEntropy": [F("reduction", "Reduction", 0)],
