@@ -182,6 +182,38 @@ class LayerNormMLP(nn.Cell):
         return self.fc2(self.relu(self.norm(self.fc1(x))))
 
 
+class GatedLogSoftmax(nn.Cell):
+    """Dense(16,12) -> h * Softmax(h) -> Dense(12,5) -> LogSoftmax: 2.10 exports SoftmaxBackward
+    and LogSoftmaxGrad (its nn.NLLLoss is a GatherD / MaskedFill composite todkit lacks)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Dense(16, 12)
+        self.softmax = nn.Softmax()
+        self.fc2 = nn.Dense(12, 5)
+        self.log_softmax = nn.LogSoftmax()
+
+    def construct(self, x):
+        h = self.fc1(x)
+        return self.log_softmax(self.fc2(h * self.softmax(h)))
+
+
+class TilePowLog(nn.Cell):
+    """Dense(16,6) -> Tile (1,2) -> Pow 2.0 -> Log(1 + .) -> Dense(12,5): 2.10 exports SumExt,
+    Pow's Select / GreaterEqual / LogicalAnd guards with SubScalar, and Div."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Dense(16, 6)
+        self.fc2 = nn.Dense(12, 5)
+        self.two = Tensor(np.array(2.0, np.float32))
+        self.one = Tensor(np.array(1.0, np.float32))
+
+    def construct(self, x):
+        t = ops.tile(self.fc1(x), (1, 2))
+        return self.fc2(ops.log(ops.pow(t, self.two) + self.one))
+
+
 # -- data ----------------------------------------------------------------------------------
 def class_batches(seed, shape, classes, dense=False, noise=1.0):
     """Per-class prototypes plus noise: learnable, so the losses move. x float32; y int32
@@ -233,6 +265,11 @@ def runs():
             net_desc="Dense(16,12) + ELU() + Dense(12,5)",
             net=lambda: ActMLP(nn.ELU()), loss=SPARSE_MEAN, data=lambda: vec16(19), steps=16,
             **momentum),
+        "softmax_logsoftmax_momentum": dict(
+            net=GatedLogSoftmax, loss=SPARSE_MEAN, data=lambda: vec16(21), steps=16,
+            **momentum),
+        "tile_pow_log_momentum": dict(
+            net=TilePowLog, loss=SPARSE_MEAN, data=lambda: vec16(22), steps=16, **momentum),
         "layernorm_adam": dict(
             net=LayerNormMLP, loss=SPARSE_MEAN, data=lambda: vec16(20), steps=16,
             opt=lambda p: nn.Adam(p, learning_rate=0.01),

@@ -144,12 +144,12 @@ def test_mindspore_layout_maps_to_our_table_and_our_writer_matches(fixture, op, 
         [("T" if x in ("T", "tuple") else _normal(x)) for x in ins]
 
 
-# Files made only of ops todkit reads: our reader takes the whole train graph. (The others use
-# bprop ops todkit does not read yet: StridedSlice(Grad), LogSoftmaxGrad, SoftmaxBackward,
-# GreaterEqual / LogicalAnd, Div, SumExt; sparse_ce_none needs OneHot's interleaved
-# attribute-inputs.)
-WHOLE = ["adam_weight_decay", "cast", "gelu_tanh", "hsigmoid", "hswish", "maximum_minimum",
-         "reduce_sum", "relu6", "sigmoid_cross_entropy", "smooth_l1_loss", "squeeze"]
+# Files made only of ops todkit reads: our reader takes the whole train graph. (concat's
+# forward is a StridedSlice and its gradient StridedSliceGrad, which todkit does not read yet;
+# sparse_ce_none needs OneHot's interleaved attribute-inputs.)
+WHOLE = ["adam_weight_decay", "cast", "gelu_tanh", "hsigmoid", "hswish", "log_softmax",
+         "maximum_minimum", "nll_loss_primitive", "pow", "reduce_sum", "relu6",
+         "sigmoid_cross_entropy", "smooth_l1_loss", "softmax", "sqrt_exp_log", "squeeze", "tile"]
 
 
 @pytest.mark.parametrize("fixture", WHOLE)

@@ -1,11 +1,12 @@
-"""Comparisons (Less, Greater, Equal), Select and FillV2.
+"""Comparisons (Less, Greater, Equal and the rest), logical ops, Select and FillV2.
 
 MindSpore 2.10's gradient of Maximum / Minimum (and so of nn.LeakyReLU, which it builds as
 Maximum(x, alpha * x)) splits dout between the operands with these: where x and y tie each
 gets dout / 2, elsewhere the larger (smaller) one all of it:
 ``Select(Equal(x, y), Divs(dout, 2), Select(Greater(x, y), dout, zeros))`` with the zeros a
-FillV2 (tests/fixtures/reference/leakyrelu_momentum). Lite has kernels for all of them
-(Less, Greater, Equal, Select, Fill).
+FillV2 (tests/fixtures/reference/leakyrelu_momentum); its Pow gradient guards x == 0 with
+GreaterEqual / LogicalAnd / Select. Lite has kernels for all of them (same names; FillV2 is
+Lite's Fill).
 """
 
 from __future__ import annotations
@@ -53,6 +54,66 @@ class Equal(OpDef):
 
     infer = _compare_type
     kernel = _compare(np.equal)
+
+
+@op
+class GreaterEqual(OpDef):
+    """x >= y, element-wise with broadcasting (a bool tensor; 2.10's Pow gradient)."""
+
+    infer = _compare_type
+    kernel = _compare(np.greater_equal)
+
+
+@op
+class LessEqual(OpDef):
+    """x <= y, element-wise with broadcasting (a bool tensor)."""
+
+    infer = _compare_type
+    kernel = _compare(np.less_equal)
+
+
+@op
+class NotEqual(OpDef):
+    """x != y, element-wise with broadcasting (a bool tensor)."""
+
+    infer = _compare_type
+    kernel = _compare(np.not_equal)
+
+
+def _logical_type(ins, a) -> list[TensorType]:
+    if any(t.dtype != dtypes.bool_ for t in ins):
+        raise ValueError(f"needs bool inputs, got {', '.join(t.dtype.name for t in ins)}")
+    return _broadcast_type(ins)
+
+
+@op
+class LogicalAnd(OpDef):
+    """x and y (bool tensors, broadcasting; 2.10's Pow gradient)."""
+
+    infer = _logical_type
+    kernel = _compare(np.logical_and)
+
+
+@op
+class LogicalOr(OpDef):
+    """x or y (bool tensors, broadcasting)."""
+
+    infer = _logical_type
+    kernel = _compare(np.logical_or)
+
+
+@op
+class LogicalNot(OpDef):
+    """not x (a bool tensor)."""
+
+    def infer(ins, a):
+        (x,) = ins
+        if x.dtype != dtypes.bool_:
+            raise ValueError(f"needs a bool input, got {x.dtype.name}")
+        return [x]
+
+    def kernel(ins, outs, a, rt):
+        np.logical_not(ins[0], out=outs[0])
 
 
 @op

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from todkit.core import dtypes
 from todkit.ir.graph import Node, TensorType
 from todkit.opset.build import emit
 
@@ -289,7 +290,9 @@ _SPECS = [
     OpSpec("Square", inputs=1), OpSpec("Abs", inputs=1), OpSpec("AbsGrad", inputs=2),
     OpSpec("Sign", inputs=1),  # 2.10's L1Loss gradient (tests/fixtures/reference/mlp_l1_momentum)
     # 2.10's Maximum / Minimum gradient (tests/fixtures/reference/leakyrelu_momentum)
-    OpSpec("Less", inputs=2), OpSpec("Greater", inputs=2), OpSpec("Equal", inputs=2),
+    *(OpSpec(name, inputs=2) for name in ("Less", "Greater", "Equal", "GreaterEqual",
+                                            "LessEqual", "NotEqual", "LogicalAnd", "LogicalOr")),
+    OpSpec("LogicalNot", inputs=1),
     OpSpec("Select", inputs=3),
     # 2.10's ELU (tests/fixtures/reference/elu_momentum): EluGrad has no alpha (it is 1).
     OpSpec("Elu", inputs=1, attr_inputs=(Attr("alpha", "float"),)),
@@ -313,6 +316,15 @@ def _with_scalar(ir_op: str):
     return lower
 
 
+def _scaled_scalar(ir_op: str):
+    """SubScalar(x, other, alpha) -> Sub(x, alpha * other), AddScalar -> Add (2.10's Pow
+    gradient): the scalar a 0-d constant of x's dtype."""
+    def lower(graph, values, attrs, name):
+        attrs = {"scalar": attrs["other"] * attrs.get("alpha", 1)}
+        return _with_scalar(ir_op)(graph, values, attrs, name)
+    return lower
+
+
 def _fill(graph, values, attrs, name):
     """FillV2(shape, value) -> FillV2(value as a 0-d constant; shape): the IR keeps the value
     as a tensor (its dtype is the output's) and the shape as an attribute, as Lite's Fill."""
@@ -323,6 +335,48 @@ def _fill(graph, values, attrs, name):
     return emit(graph, "FillV2", [v], {"shape": attrs["shape"]}, name=name)
 
 
+def _div(graph, values, attrs, name):
+    """Div(x, y): MindSpore's division of floats is RealDiv's (2.10's Log gradient)."""
+    return emit(graph, "RealDiv", values, name=name)
+
+
+def _softmax_backward(graph, values, attrs, name):
+    """SoftmaxBackward(dout, y, dim) -> y * (dout - ReduceSum(dout * y, dim, keep)): the
+    gradient todkit's own Softmax rule emits (Lite has no softmax-gradient kernel)."""
+    dout, y = values
+    axis = (int(attrs["dim"]),)
+    prod = emit(graph, "Mul", [dout, y], name=f"{name}/Mul").outputs[0]
+    total = emit(graph, "ReduceSum", [prod], {"axis": axis, "keep_dims": True},
+                 name=f"{name}/ReduceSum").outputs[0]
+    diff = emit(graph, "Sub", [dout, total], name=f"{name}/Sub").outputs[0]
+    return emit(graph, "Mul", [y, diff], name=name)
+
+
+def _log_softmax_grad(graph, values, attrs, name):
+    """LogSoftmaxGrad(y, dout, axis) -> dout - Exp(y) * ReduceSum(dout, axis, keep)."""
+    y, dout = values
+    axis = (int(attrs["axis"]),)
+    e = emit(graph, "Exp", [y], name=f"{name}/Exp").outputs[0]
+    total = emit(graph, "ReduceSum", [dout], {"axis": axis, "keep_dims": True},
+                 name=f"{name}/ReduceSum").outputs[0]
+    scaled = emit(graph, "Mul", [e, total], name=f"{name}/Mul").outputs[0]
+    return emit(graph, "Sub", [dout, scaled], name=name)
+
+
+def _sum_ext(graph, values, attrs, name):
+    """SumExt(x, dim, keepdim, dtype) -> ReduceSum(x){axis, keep_dims} (2.10's Tile
+    gradient); a dtype other than x's (a casting sum) is not supported."""
+    (x,) = values
+    dtype = attrs.get("dtype")
+    if dtype is not None and dtypes.from_ms(int(dtype)) != x.type.dtype:
+        raise ValueError(f"SumExt to dtype {dtype} of a {x.type.dtype.name} tensor: "
+                         "casting sums are not supported")
+    dim = attrs.get("dim")
+    axis = () if dim is None else tuple(int(d) for d in np.atleast_1d(dim))
+    return emit(graph, "ReduceSum", [x], {"axis": axis, "keep_dims": bool(attrs["keepdim"])},
+                name=name)
+
+
 # Read only: the writer never meets these names (the IR spells them with its own ops).
 LOWERED: dict[str, OpSpec] = {s.op: s for s in [
     *(OpSpec(ms_op, inputs=1, attr_inputs=(Attr("scalar", "number"),),
@@ -330,6 +384,17 @@ LOWERED: dict[str, OpSpec] = {s.op: s for s in [
       for ms_op, ir_op in (("Muls", "Mul"), ("Divs", "RealDiv"), ("PowTensorScalar", "Pow"))),
     OpSpec("FillV2", function=False, inputs=0,
            attr_inputs=(Attr("shape", "ints"), Attr("value", "raw")), lower=_fill),
+    *(OpSpec(ms_op, inputs=1, attr_inputs=(Attr("other", "number"), Attr("alpha", "number")),
+             lower=_scaled_scalar(ir_op))
+      for ms_op, ir_op in (("SubScalar", "Sub"), ("AddScalar", "Add"))),
+    # tests/fixtures/mindir_forms: sqrt_exp_log, softmax, log_softmax, tile
+    OpSpec("Div", inputs=2, lower=_div),
+    OpSpec("SoftmaxBackward", inputs=2, attr_inputs=(Attr("dim", "int"),),
+           lower=_softmax_backward),
+    OpSpec("LogSoftmaxGrad", inputs=2, attr_inputs=(Attr("axis", "int"),),
+           lower=_log_softmax_grad),
+    OpSpec("SumExt", inputs=1, attr_inputs=(Attr("dim", "raw"), Attr("keepdim", _BOOL),
+                                            Attr("dtype", "raw")), lower=_sum_ext),
 ]}
 
 OPTABLE: dict[str, OpSpec] = {s.op: s for s in _SPECS}

@@ -344,7 +344,8 @@ ROWS: tuple[Row, ...] = (
           to_ir=lambda m, ins: {"alpha": float(m.get("alpha", 1.0))},
           to_ms=lambda a, ins: {"activation_type": ACT["ELU"], "alpha": float(a["alpha"])})
       for ir, ms in (("Elu", "Activation"), ("EluGrad", "ActivationGrad"))),
-    Row("Less", "Less"), Row("Greater", "Greater"), Row("Equal", "Equal"),
+    *(Row(name, name) for name in ("Less", "Greater", "Equal", "GreaterEqual", "LessEqual",
+                                   "NotEqual", "LogicalAnd", "LogicalOr", "LogicalNot")),
     Row("Select", "Select"),
     # Lite's Fill: the value, then the shape as a constant int32 input.
     Row("FillV2", "Fill", const_inputs=(ConstInput(1, "shape"),)),
