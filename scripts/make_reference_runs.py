@@ -214,6 +214,23 @@ class TilePowLog(nn.Cell):
         return self.fc2(ops.log(ops.pow(t, self.two) + self.one))
 
 
+class TransposedConvNet(nn.Cell):
+    """Conv(same) + ReLU + Conv2dTranspose(stride 2, bias) + ReLU + Flatten + Dense: 2.10
+    exports Conv2DTranspose, its input gradient as Conv2D and its weight gradient as
+    Conv2DBackpropFilter(x, dout)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, pad_mode="same")
+        self.up = nn.Conv2dTranspose(4, 4, 2, stride=2, has_bias=True)
+        self.relu = nn.ReLU()
+        self.flatten = nn.Flatten()
+        self.fc = nn.Dense(4 * 16 * 16, 5)
+
+    def construct(self, x):
+        return self.fc(self.flatten(self.relu(self.up(self.relu(self.conv(x))))))
+
+
 # -- data ----------------------------------------------------------------------------------
 def class_batches(seed, shape, classes, dense=False, noise=1.0):
     """Per-class prototypes plus noise: learnable, so the losses move. x float32; y int32
@@ -270,6 +287,11 @@ def runs():
             **momentum),
         "tile_pow_log_momentum": dict(
             net=TilePowLog, loss=SPARSE_MEAN, data=lambda: vec16(22), steps=16, **momentum),
+        "conv_transpose_adam": dict(
+            net=TransposedConvNet, loss=SPARSE_MEAN, data=lambda: img8(23), steps=16,
+            opt=lambda p: nn.Adam(p, learning_rate=0.01),
+            opt_desc={"type": "nn.Adam", "learning_rate": 0.01, "beta1": 0.9, "beta2": 0.999,
+                      "eps": 1e-8, "weight_decay": 0.0, "use_nesterov": False}),
         "layernorm_adam": dict(
             net=LayerNormMLP, loss=SPARSE_MEAN, data=lambda: vec16(20), steps=16,
             opt=lambda p: nn.Adam(p, learning_rate=0.01),

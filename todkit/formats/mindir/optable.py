@@ -387,6 +387,14 @@ LOWERED: dict[str, OpSpec] = {s.op: s for s in [
     *(OpSpec(ms_op, inputs=1, attr_inputs=(Attr("other", "number"), Attr("alpha", "number")),
              lower=_scaled_scalar(ir_op))
       for ms_op, ir_op in (("SubScalar", "Sub"), ("AddScalar", "Add"))),
+    # nn.Conv2dTranspose: Conv2DTranspose(x, w, input_sizes) is the input gradient of the
+    # convolution it transposes, attribute for attribute (its weight gradient comes as
+    # Conv2DBackpropFilter(x, dout) with the roles swapped, which the IR op computes as is).
+    OpSpec("Conv2DTranspose", function=False, inputs=2,
+           attr_inputs=(Attr("input_sizes", "ints"),),
+           attrs=_CONV_COMMON + (Attr("pad_mode", "upper"),),
+           lower=lambda graph, values, attrs, name: emit(graph, "Conv2DBackpropInput", values,
+                                                        attrs, name=name)),
     # tests/fixtures/mindir_forms: sqrt_exp_log, softmax, log_softmax, tile
     OpSpec("Div", inputs=2, lower=_div),
     OpSpec("SoftmaxBackward", inputs=2, attr_inputs=(Attr("dim", "int"),),
