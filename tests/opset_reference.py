@@ -695,3 +695,56 @@ ref("NotEqual")(lambda ins, a: [np.array(ins[0] != ins[1])])
 ref("LogicalAnd")(lambda ins, a: [np.array(ins[0] & ins[1])])
 ref("LogicalOr")(lambda ins, a: [np.array(ins[0] | ins[1])])
 ref("LogicalNot")(lambda ins, a: [np.array(~ins[0])])
+# -- layer normalisation (MindSpore's CPU kernels, one row and one parameter at a time) -------
+def _ln_layout(x, a):
+    b, p = a["begin_norm_axis"] % x.ndim, a["begin_params_axis"] % x.ndim
+    rows, inner = math.prod(x.shape[:b]), math.prod(x.shape[b:])
+    return b, rows, inner, math.prod(x.shape[p:])
+
+
+@ref("LayerNorm")
+def _layer_norm(ins, a):
+    x, gamma, beta = ins
+    b, rows, inner, psize = _ln_layout(x, a)
+    xf, gf, bf = x.ravel().astype(float), gamma.ravel(), beta.ravel()
+    y, means, variances = np.empty(x.size), [], []
+    for r in range(rows):
+        v = xf[r * inner:(r + 1) * inner]
+        m = sum(v) / inner
+        var = sum((t - m) ** 2 for t in v) / inner
+        for j in range(inner):
+            k = r * inner + j
+            y[k] = (v[j] - m) / math.sqrt(var + a["epsilon"]) * gf[k % psize] + bf[k % psize]
+        means.append(m)
+        variances.append(var)
+    stat = x.shape[:b] + (1,) * (x.ndim - b)
+    dt = x.dtype
+    return [y.reshape(x.shape).astype(dt), np.array(means, dt).reshape(stat),
+            np.array(variances, dt).reshape(stat)]
+
+
+@ref("LayerNormGrad")
+def _layer_norm_grad(ins, a):
+    # The sums of MindSpore's LayerNormGradCpuKernelMod, written out per row.
+    x, dy, var, mean, gamma = (np.asarray(t, float).ravel() for t in ins)
+    _, rows, inner, psize = _ln_layout(ins[0], a)
+    eps = a["epsilon"]
+    dx, dg, db = np.empty(x.size), np.zeros(psize), np.zeros(psize)
+    for k in range(x.size):
+        r = k // inner
+        dg[k % psize] += dy[k] * (var[r] + eps) ** -0.5 * (x[k] - mean[r])
+        db[k % psize] += dy[k]
+    for r in range(rows):
+        ks = range(r * inner, (r + 1) * inner)
+        s1 = sum(-0.5 * dy[k] * gamma[k % psize] * (x[k] - mean[r]) * (var[r] + eps) ** -1.5
+                 for k in ks)
+        s2 = sum(dy[k] * gamma[k % psize] for k in ks)
+        s3 = sum(-2.0 * (x[k] - mean[r]) for k in ks)
+        rs = (var[r] + eps) ** -0.5
+        for k in ks:
+            dx[k] = (dy[k] * gamma[k % psize] * rs + s1 * 2.0 / inner * (x[k] - mean[r])
+                     + (-rs * s2 + s1 * s3 / inner) / inner)
+    dt = ins[0].dtype
+    shape = ins[4].shape
+    return [dx.reshape(ins[0].shape).astype(dt), dg.reshape(shape).astype(dt),
+            db.reshape(shape).astype(dt)]

@@ -353,6 +353,17 @@ CASES = [
     row("Elu", [Away(3, 4)], grad=(0,)),
     row("Elu", [Away(3, 4)], grad=(0,), alpha=0.5),
     row("EluGrad", [F(3, 4), Val([[-0.5, 0.2, 1.0, -0.9]] * 3)], alpha=1.0),
+    # layer normalisation (nn.LayerNorm: begin_norm_axis = begin_params_axis = -1)
+    row("LayerNorm", [F(4, 6), F(6), F(6)], grad=(0, 1, 2), begin_norm_axis=-1,
+        begin_params_axis=-1),
+    row("LayerNorm", [F(2, 3, 4), F(3, 4), F(3, 4)], grad=(0, 1, 2)),
+    row("LayerNorm", [F(2, 3, 4), F(4), F(4)], grad=(0, 1), begin_params_axis=2,
+        epsilon=1e-3),
+    row("LayerNorm", [F(2, 3, 4), F(3, 4), F(3, 4)], grad=(0, 2), begin_norm_axis=2),
+    row("LayerNormGrad", [F(4, 6), F(4, 6), Pos(4, 1), F(4, 1), F(6)], begin_norm_axis=-1,
+        begin_params_axis=-1),
+    row("LayerNormGrad", [F(2, 3, 4), F(2, 3, 4), Pos(2, 3, 1), F(2, 3, 1), F(3, 4)],
+        begin_norm_axis=2, epsilon=1e-3),
 ]
 
 

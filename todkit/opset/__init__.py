@@ -7,6 +7,7 @@ from todkit.opset import (  # noqa: F401
     convert,
     dropout,
     join,
+    layer_norm,
     loss,
     loss_elementwise,
     math,

@@ -299,6 +299,16 @@ _SPECS = [
     OpSpec("EluGrad", inputs=2),
     OpSpec("Assign", inputs=2, extra=dict(_SIDE_EFFECT)),
     OpSpec("AssignAdd", inputs=2, extra=dict(_SIDE_EFFECT), instance_name="assignadd"),
+    # nn.LayerNorm in 2.10 (tests/fixtures/reference/layernorm_adam): LayerNorm(x, gamma,
+    # beta, begin_norm_axis, begin_params_axis, epsilon) -> (y, mean, variance); its bprop
+    # LayerNormGrad(x, dy, variance, mean, gamma, begin_norm_axis, begin_params_axis) ->
+    # (dx, dgamma, dbeta) carries the forward's epsilon as a primitive attribute.
+    OpSpec("LayerNorm", inputs=3, tuple_output=True, instance_name="layer_norm",
+           attr_inputs=(Attr("begin_norm_axis", "int"), Attr("begin_params_axis", "int"),
+                        Attr("epsilon", "float"))),
+    OpSpec("LayerNormGrad", inputs=5, tuple_output=True,
+           attr_inputs=(Attr("begin_norm_axis", "int"), Attr("begin_params_axis", "int")),
+           attrs=(Attr("epsilon", "float"),)),
 ]
 
 

@@ -208,6 +208,30 @@ def _slice_to_ir(ms: dict, ins) -> dict:
     return {}
 
 
+def _layer_norm_to_ir(ms: dict, ins) -> dict:
+    if not ms.get("elementwise_affine", False) and len(ins) != 3:
+        raise ValueError("LayerNormFusion without gamma and beta is not supported")
+    return {"begin_norm_axis": int(ms["begin_norm_axis"]),
+            "begin_params_axis": int(ms["begin_params_axis"]),
+            "epsilon": float(ms["epsilon"])}
+
+
+def _layer_norm_to_ms(a: dict, ins) -> dict:
+    return {"begin_norm_axis": int(a["begin_norm_axis"]), "epsilon": float(a["epsilon"]),
+            "elementwise_affine": True, "begin_params_axis": int(a["begin_params_axis"])}
+
+
+def _layer_norm_grad_to_ir(ms: dict, ins) -> dict:
+    # Lite's LayerNormGrad has no epsilon (its kernel adds 1e-12); MindSpore's gradient uses
+    # the forward's, which the LayerNorm that made the variance (input 2) still holds.
+    out = {"begin_norm_axis": int(ms["begin_norm_axis"]),
+           "begin_params_axis": int(ms["begin_params_axis"])}
+    fwd = ins[2].producer if len(ins) > 2 else None
+    if fwd is not None and fwd.op == "LayerNorm":
+        out["epsilon"] = float(fwd.attrs["epsilon"])
+    return out
+
+
 @dataclass(frozen=True)
 class ConstInput:
     """An IR attribute the file passes as a constant int32 input at ``index``."""
@@ -373,6 +397,13 @@ ROWS: tuple[Row, ...] = (
         const_inputs=(ConstInput(2, "axis", scalar=True),)),
     # Tag 220 of the 2.7 schema: Lite 2.0 runtimes cannot load it (docs/OPS.md).
     Row("AdamWeightDecay", "AdamWeightDecay", *_same("use_locking")),
+    # LayerNorm is LayerNormFusion (tag 75) with elementwise_affine set, as the converter's
+    # MoveAttrMapLayerNorm writes it; LayerNormGrad (tag 186) keeps MindSpore's inputs (x, dy,
+    # variance, mean, gamma) in their order, which is the order Lite's kernel reads.
+    Row("LayerNorm", "LayerNormFusion", _layer_norm_to_ir, _layer_norm_to_ms),
+    Row("LayerNormGrad", "LayerNormGrad", _layer_norm_grad_to_ir,
+        lambda a, ins: {"begin_norm_axis": int(a["begin_norm_axis"]),
+                        "begin_params_axis": int(a["begin_params_axis"])}),
 )
 
 BY_IR: dict[str, Row] = {r.ir: r for r in ROWS if r.write}

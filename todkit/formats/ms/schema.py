@@ -200,6 +200,12 @@ PRIMITIVE_TABLES: dict[str, list[Field]] = {
     "SubFusion": _ACT_ONLY,
     "TileFusion": [F("dims", "[long]")],
     "Transpose": [],
+    # elementwise_affine: the converter sets it (MoveAttrMapLayerNorm); epsilon defaults to
+    # 1e-5 in the schema, the converter copies MindSpore's (1e-7 when the primitive has none).
+    "LayerNormFusion": [F("begin_norm_axis", "long", 0), F("epsilon", "float", 1e-5),
+                        F("elementwise_affine", "bool", False),
+                        F("begin_params_axis", "long", 0)],
+    "LayerNormGrad": [F("begin_norm_axis", "long", 0), F("begin_params_axis", "long", 0)],
 }
 
 TABLES: dict[str, list[Field]] = {
