@@ -1,6 +1,6 @@
-"""Activation layers beyond ReLU/Sigmoid/Tanh (layers.py), each one primitive as in MindSpore
-2.x's nn/layer/activation.py: ReLU6, GELU (tanh approximation, ``GeLU``), HSwish, Softmax,
-LogSoftmax."""
+"""Activation layers beyond ReLU/Sigmoid/Tanh (layers.py), as in MindSpore 2.x's
+nn/layer/activation.py: ReLU6, GELU (tanh approximation, ``GeLU``), HSwish, ELU (``Elu``),
+LeakyReLU (Maximum of x and alpha * x, as MindSpore builds it), Softmax, LogSoftmax."""
 
 from __future__ import annotations
 
@@ -40,6 +40,29 @@ class HSwish(Cell):
 
     def construct(self, x):
         return self.hswish(x)
+
+
+class ELU(Cell):
+    def __init__(self, alpha=1.0):
+        super().__init__()
+        self.alpha = float(alpha)
+        self.elu = P.Elu(self.alpha)
+
+    def construct(self, x):
+        return self.elu(x)
+
+
+class LeakyReLU(Cell):
+    """max(x, alpha * x) for alpha <= 1, min(x, alpha * x) above (MindSpore's own form)."""
+
+    def __init__(self, alpha=0.2):
+        super().__init__()
+        self.alpha = float(alpha)
+        self.pick = P.Maximum() if self.alpha <= 1 else P.Minimum()
+        self.mul = P.Mul()
+
+    def construct(self, x):
+        return self.pick(self.mul(self.alpha, x), x)
 
 
 class Softmax(Cell):

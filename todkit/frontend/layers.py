@@ -8,7 +8,7 @@ import numbers
 
 from todkit.core import dtypes
 from todkit.frontend import primitives as P
-from todkit.frontend.activation import GELU, HSwish, LogSoftmax, ReLU6, Softmax
+from todkit.frontend.activation import ELU, GELU, HSwish, LeakyReLU, LogSoftmax, ReLU6, Softmax
 from todkit.frontend.cell import Cell
 from todkit.frontend.initializer import HeUniform, Uniform, _fans, initializer
 from todkit.frontend.parameter import Parameter
@@ -43,7 +43,8 @@ class Tanh(Cell):
 
 # MindSpore's ``nn.get_activation`` names for the activations todkit has.
 _ACTIVATIONS = {"relu": ReLU, "relu6": ReLU6, "sigmoid": Sigmoid, "tanh": Tanh, "gelu": GELU,
-                "hswish": HSwish, "softmax": Softmax, "logsoftmax": LogSoftmax}
+                "hswish": HSwish, "softmax": Softmax, "logsoftmax": LogSoftmax, "elu": ELU,
+                "leakyrelu": LeakyReLU}
 
 
 def get_activation(name):

@@ -1,4 +1,4 @@
-"""``BatchNorm2d`` / ``BatchNorm1d`` as MindSpore 2.x's ``_BatchNorm``.
+"""``BatchNorm2d`` / ``BatchNorm1d`` as MindSpore 2.x's ``_BatchNorm``, and ``LayerNorm``.
 
 Parameters, in MindSpore's order: ``moving_mean`` and ``moving_variance`` (requires_grad
 False; named ``<cell>.moving_mean`` ...), ``gamma`` and ``beta`` (trainable when ``affine``).
@@ -93,3 +93,33 @@ class BatchNorm1d(_BatchNorm):
     """Input [N, C] (or [N, C, L])."""
 
     _ranks = (2, 3)
+
+
+class LayerNorm(Cell):
+    """MindSpore 2.x's ``nn.LayerNorm(normalized_shape, begin_norm_axis=-1,
+    begin_params_axis=-1, gamma_init='ones', beta_init='zeros', epsilon=1e-7)``: parameters
+    ``gamma`` and ``beta`` of ``normalized_shape``; the LayerNorm primitive's first output."""
+
+    def __init__(self, normalized_shape, begin_norm_axis=-1, begin_params_axis=-1,
+                 gamma_init="ones", beta_init="zeros", epsilon=1e-7, dtype=dtypes.float32):
+        super().__init__()
+        if not isinstance(normalized_shape, (tuple, list)) or not normalized_shape:
+            raise TypeError(f"LayerNorm: normalized_shape must be a non-empty tuple or list, "
+                            f"got {normalized_shape!r}")
+        self.normalized_shape = tuple(int(d) for d in normalized_shape)
+        self.begin_norm_axis, self.begin_params_axis = int(begin_norm_axis), \
+            int(begin_params_axis)
+        self.epsilon = float(epsilon)
+        self.gamma = Parameter(initializer(gamma_init, self.normalized_shape, dtype),
+                               name="gamma")
+        self.beta = Parameter(initializer(beta_init, self.normalized_shape, dtype), name="beta")
+        self.layer_norm = P.LayerNorm(self.begin_norm_axis, self.begin_params_axis,
+                                      self.epsilon)
+
+    def construct(self, x):
+        return self.layer_norm(x, self.gamma, self.beta)[0]
+
+    def extend_repr(self) -> str:
+        return (f"normalized_shape={self.normalized_shape}, "
+                f"begin_norm_axis={self.begin_norm_axis}, "
+                f"begin_params_axis={self.begin_params_axis}")

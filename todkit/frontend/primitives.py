@@ -302,10 +302,12 @@ from todkit.frontend.primitives_ext import (  # noqa: E402
     Cast,
     Concat,
     Dropout,
+    Elu,
     Exp,
     Gather,
     GeLU,
     HSwish,
+    LayerNorm,
     Log,
     LogSoftmax,
     Maximum,
@@ -327,6 +329,7 @@ from todkit.frontend.primitives_ext import (  # noqa: E402
 )
 
 EXTENDED = (GELU, Abs, AdamWeightDecay, AvgPool, BatchNorm, BCEWithLogitsLoss, BinaryCrossEntropy,
-            Cast, Concat, Dropout, Exp, Gather, GeLU, HSwish, Log, LogSoftmax, Maximum, Minimum,
+            Cast, Concat, Dropout, Elu, Exp, Gather, GeLU, HSwish, LayerNorm, Log, LogSoftmax,
+            Maximum, Minimum,
             Neg, NLLLoss, OneHot, Pad, Pow, ReduceMean, ReduceSum, ReLU6,
             SigmoidCrossEntropyWithLogits, SmoothL1Loss, Softmax, Sqrt, Square, Squeeze)

@@ -76,6 +76,20 @@ class Minimum(_NoAttrs):
     pass
 
 
+class Elu(Primitive):
+    def __init__(self, alpha=1.0):
+        super().__init__(alpha=float(alpha))
+
+
+class LayerNorm(Primitive):
+    """``LayerNorm(begin_norm_axis, begin_params_axis, epsilon)(x, gamma, beta)`` -> (y, mean,
+    variance)."""
+
+    def __init__(self, begin_norm_axis=1, begin_params_axis=1, epsilon=1e-7):
+        super().__init__(begin_norm_axis=int(begin_norm_axis),
+                         begin_params_axis=int(begin_params_axis), epsilon=float(epsilon))
+
+
 class Softmax(Primitive):
     def __init__(self, axis=-1):
         super().__init__(axis=_axes(axis))

@@ -1,6 +1,6 @@
 """MindSpore's ``mindspore.nn`` names, implemented in ``todkit.frontend``."""
 
-from todkit.frontend.activation import GELU, HSwish, LogSoftmax, ReLU6, Softmax
+from todkit.frontend.activation import ELU, GELU, HSwish, LeakyReLU, LogSoftmax, ReLU6, Softmax
 from todkit.frontend.cell import Cell, CellList, SequentialCell
 from todkit.frontend.dropout import Dropout
 from todkit.frontend.layers import (
@@ -23,12 +23,13 @@ from todkit.frontend.losses import (
     SmoothL1Loss,
     SoftmaxCrossEntropyWithLogits,
 )
-from todkit.frontend.normalization import BatchNorm1d, BatchNorm2d
+from todkit.frontend.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from todkit.frontend.optimizers import SGD, Adam, AdamWeightDecay, Momentum, Optimizer
 from todkit.frontend.pooling import AdaptiveAvgPool2d, AvgPool2d
 from todkit.frontend.wrap import TrainOneStepCell, WithLossCell
 
 __all__ = [
+    "ELU",
     "GELU",
     "SGD",
     "Adam",
@@ -47,6 +48,8 @@ __all__ = [
     "Flatten",
     "HSwish",
     "L1Loss",
+    "LayerNorm",
+    "LeakyReLU",
     "LogSoftmax",
     "LossBase",
     "MSELoss",
