@@ -249,7 +249,11 @@ SPARSE_MEAN = "SoftmaxCrossEntropyWithLogits(sparse=True, reduction='mean')"
 DENSE_NONE = "SoftmaxCrossEntropyWithLogits() (sparse=False, reduction='none')"
 MSE = "MSELoss() (reduction='mean') against one-hot targets"
 L1 = "L1Loss() (reduction='mean') against one-hot targets"
+CE = "CrossEntropyLoss() (reduction='mean')"
+NLL = "NLLLoss() (reduction='mean') of a LogSoftmax"
 LOSSES = {
+    CE: lambda: nn.CrossEntropyLoss(),
+    NLL: lambda: nn.NLLLoss(),
     SPARSE_MEAN: lambda: nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean"),
     DENSE_NONE: lambda: nn.SoftmaxCrossEntropyWithLogits(),
     MSE: lambda: nn.MSELoss(),
@@ -292,6 +296,14 @@ def runs():
             opt=lambda p: nn.Adam(p, learning_rate=0.01),
             opt_desc={"type": "nn.Adam", "learning_rate": 0.01, "beta1": 0.9, "beta2": 0.999,
                       "eps": 1e-8, "weight_decay": 0.0, "use_nesterov": False}),
+        "cross_entropy_momentum": dict(
+            net_desc="Dense(16,12) + ReLU + Dense(12,5)",
+            net=lambda: ActMLP(nn.ReLU()), loss=CE, data=lambda: vec16(24), steps=16,
+            **momentum),
+        "nll_logsoftmax_momentum": dict(
+            net_desc="Dense(16,12) + ReLU + Dense(12,5) + LogSoftmax",
+            net=lambda: nn.SequentialCell([ActMLP(nn.ReLU()), nn.LogSoftmax()]), loss=NLL,
+            data=lambda: vec16(25), steps=16, **momentum),
         "layernorm_adam": dict(
             net=LayerNormMLP, loss=SPARSE_MEAN, data=lambda: vec16(20), steps=16,
             opt=lambda p: nn.Adam(p, learning_rate=0.01),

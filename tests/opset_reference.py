@@ -748,3 +748,15 @@ def _layer_norm_grad(ins, a):
     shape = ins[4].shape
     return [dx.reshape(ins[0].shape).astype(dt), dg.reshape(shape).astype(dt),
             db.reshape(shape).astype(dt)]
+
+
+@ref("GatherD")
+def _gather_d(ins, a):
+    x, index = ins
+    d = a["dim"] % x.ndim
+    sub = x[tuple(slice(0, e) if k != d else slice(None) for k, e in enumerate(index.shape))]
+    return [np.take_along_axis(sub, index.astype(np.intp), axis=d)]
+
+
+ref("ReduceMax")(lambda ins, a: [np.max(ins[0], axis=tuple(a["axis"]) or None,
+                                        keepdims=bool(a["keep_dims"]))])

@@ -62,6 +62,9 @@ RUNS = {
     "mlp_l1_momentum": (lambda: ActMLP(nn.ReLU()), nn.L1Loss, MOMENTUM),
     "softmax_logsoftmax_momentum": (GatedLogSoftmax, SPARSE, MOMENTUM),
     "layernorm_adam": (LayerNormMLP, SPARSE, lambda p: nn.Adam(p, learning_rate=0.01)),
+    "cross_entropy_momentum": (lambda: ActMLP(nn.ReLU()), nn.CrossEntropyLoss, MOMENTUM),
+    "nll_logsoftmax_momentum": (lambda: nn.SequentialCell([ActMLP(nn.ReLU()), nn.LogSoftmax()]),
+                                nn.NLLLoss, MOMENTUM),
 }
 
 

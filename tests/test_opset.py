@@ -346,6 +346,10 @@ CASES = [
     row("LogicalOr", [Val([[True], [False]], np.bool_), Val([True, False], np.bool_)]),
     row("LogicalNot", [Val([True, False], np.bool_)]),
     row("Select", [Val([True, False, True], np.bool_), F(3), F(3)], grad=(1, 2)),
+    row("GatherD", [F(3, 5), Val([[4], [0], [2]], np.int32)], dim=1),
+    row("GatherD", [F(3, 4), Val([[0, 2, 1, 2], [2, 0, 0, 1]], np.int64)], dim=0),
+    row("ReduceMax", [F(3, 5)], grad=(0,), axis=(1,)),
+    row("ReduceMax", [F(2, 3, 4)], grad=(0,), axis=(0, 2), keep_dims=True),
     row("Select", [Val([[True], [False]], np.bool_), F(2, 3), F(3)], grad=(1, 2)),
     row("FillV2", [Val(0.5)], shape=(2, 3)),
     row("Sign", [Val([-2.0, 0.0, 3.0, -0.5])]),
@@ -477,6 +481,7 @@ NO_MINDIR: dict[str, str] = {
     # MindSpore's FillV2 takes the shape (an attribute-input) before the value (a tensor);
     # files are read through optable.LOWERED, and todkit's own graphs never make one.
     "FillV2": "attribute-input before the tensor input",
+    "GatherD": "attribute-input (dim) between the tensor inputs",
 }
 NO_MS: dict[str, str] = {}
 

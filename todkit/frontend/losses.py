@@ -167,3 +167,23 @@ class NLLLoss(LossBase):
         weight = self.weight if self.weight is not None else _ones(
             Tensor(np.zeros(logits.shape[1:], logits.dtype.np)), "weight")
         return self.nll_loss(logits, labels, weight)[0]
+
+
+class CrossEntropyLoss(LossBase):
+    """``nn.CrossEntropyLoss(weight=None, ignore_index=-100, reduction='mean',
+    label_smoothing=0.0)`` for class-index labels: NLLLoss of the logits' LogSoftmax (the same
+    numbers as MindSpore 2.10's GatherD / MaskedFill composite, in ops Lite has kernels for).
+    Probability targets and label smoothing are not supported."""
+
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+        super().__init__(reduction)
+        if label_smoothing:
+            raise NotImplementedError("CrossEntropyLoss: label_smoothing is not supported")
+        self.log_softmax = P.LogSoftmax(-1)
+        self.nll = NLLLoss(weight, ignore_index, reduction)
+
+    def construct(self, logits, labels):
+        if labels.dtype.np.kind == "f":
+            raise NotImplementedError("CrossEntropyLoss: probability targets are not supported; "
+                                      "give class indices")
+        return self.nll(self.log_softmax(logits), labels)

@@ -16,6 +16,7 @@ from todkit.frontend.layers import (
 from todkit.frontend.losses import (
     BCELoss,
     BCEWithLogitsLoss,
+    CrossEntropyLoss,
     L1Loss,
     LossBase,
     MSELoss,
@@ -43,6 +44,7 @@ __all__ = [
     "Cell",
     "CellList",
     "Conv2d",
+    "CrossEntropyLoss",
     "Dense",
     "Dropout",
     "Flatten",

@@ -6,6 +6,7 @@ from todkit.opset import (  # noqa: F401
     conv,
     convert,
     dropout,
+    gather_d,
     join,
     layer_norm,
     loss,

@@ -54,7 +54,10 @@ def _same_float(*types):
 
 
 def _check_dout(dout, loss_type):
-    if dout != loss_type:
+    # A scalar loss's dout may come as [1]: the converter writes scalar constants (the
+    # backward pass's sens when the loss is the loss op's own output) with dims [1].
+    scalar_as_one = loss_type.shape == () and dout.shape == (1,) and dout.dtype == loss_type.dtype
+    if dout != loss_type and not scalar_as_one:
         raise ValueError(f"dout {dout} must be {loss_type}")
 
 

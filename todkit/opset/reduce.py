@@ -1,5 +1,5 @@
-"""Reductions and their companion Tile: ReduceSum, ReduceMean (``axis`` tuple, empty = all
-axes; ``keep_dims``) and Tile (``multiples``).
+"""Reductions and their companion Tile: ReduceSum, ReduceMean, ReduceMax (``axis`` tuple,
+empty = all axes; ``keep_dims``) and Tile (``multiples``).
 
 Gradients as MindSpore's bprop builds them: the incoming gradient is reshaped to the input's
 rank with the reduced axes kept as 1 (Reshape), tiled back to the input's shape (Tile), and
@@ -99,6 +99,37 @@ class ReduceMean(OpDef):
         dx = _spread_back(g, node, douts[0])
         return [g.emit("RealDiv", [dx, g.const(np.array(count, x.type.dtype.np),
                                                 name="Default/reduce_count")])]
+
+
+@op
+class ReduceMax(OpDef):
+    """The largest value along ``axis`` (MindSpore 2.10's nn.CrossEntropyLoss subtracts each
+    row's maximum before the exponentials)."""
+
+    attrs = {"axis": (), "keep_dims": False}
+
+    def infer(ins, a):
+        return [_reduced_type(ins[0], a)]
+
+    def kernel(ins, outs, a, rt):
+        np.max(ins[0], axis=_kernel_axes(ins[0], a), keepdims=bool(a["keep_dims"]),
+               out=outs[0])
+
+    def grad(g, node, douts):
+        # MindSpore's bprop: dout spread over the positions equal to the maximum, split
+        # evenly among ties: mask = Cast(Equal(x, y)); dx = dout / ReduceSum(mask) * mask.
+        (x,) = node.inputs
+        if not g.wants(x):
+            return [None]
+        axes = _kernel_axes(np.empty(x.type.shape), node.attrs)
+        kept = tuple(1 if i in axes else d for i, d in enumerate(x.type.shape))
+        y, dy = node.outputs[0], douts[0]
+        if y.type.shape != kept:
+            y = g.emit("Reshape", [y], shape=kept)
+            dy = g.emit("Reshape", [dy], shape=kept)
+        mask = g.emit("Cast", [g.emit("Equal", [x, y])], to=x.type.dtype.ms_type_id)
+        count = g.emit("ReduceSum", [mask], axis=tuple(axes), keep_dims=True)
+        return [g.emit("Mul", [g.emit("RealDiv", [dy, count]), mask])]
 
 
 @op

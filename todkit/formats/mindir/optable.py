@@ -293,6 +293,9 @@ _SPECS = [
     *(OpSpec(name, inputs=2) for name in ("Less", "Greater", "Equal", "GreaterEqual",
                                             "LessEqual", "NotEqual", "LogicalAnd", "LogicalOr")),
     OpSpec("LogicalNot", inputs=1),
+    # nn.CrossEntropyLoss / nn.NLLLoss: ReduceMax(x, axis, keep_dims); GatherD(x, dim, index)
+    # has its dim between the tensors and is read through LOWERED
+    OpSpec("ReduceMax", inputs=1, attr_inputs=(Attr("axis", "ints"), Attr("keep_dims", _BOOL))),
     OpSpec("Select", inputs=3),
     # 2.10's ELU (tests/fixtures/reference/elu_momentum): EluGrad has no alpha (it is 1).
     OpSpec("Elu", inputs=1, attr_inputs=(Attr("alpha", "float"),)),
@@ -387,6 +390,43 @@ def _sum_ext(graph, values, attrs, name):
                 name=name)
 
 
+def _dim_input(v, name: str) -> int:
+    """GatherD's dim: a Constant between the tensor inputs (read as a constant value)."""
+    if not v.is_const or np.asarray(v.data).size != 1:
+        raise ValueError(f"{name}: dim must be a constant integer")
+    return int(np.asarray(v.data).reshape(()))
+
+
+def _masked_fill(graph, values, attrs, name):
+    """MaskedFill(x, mask, value) -> Select(mask, value, x): the value a 0-d constant of x's
+    dtype, broadcast by Select (Lite has Select, not MaskedFill)."""
+    x, mask = values
+    v = graph.add_const(f"{name}/value", np.asarray(attrs["value"], x.type.dtype.np).reshape(()),
+                        unique=True)
+    return emit(graph, "Select", [mask, v, x], name=name)
+
+
+def _gather_d_grad(graph, values, attrs, name):
+    """GatherDGradV2(x, dim, index, dout) -> the scatter-add of dout into x's shape at
+    index along dim, for 2-D x gathered along its last axis (nn.CrossEntropyLoss /
+    nn.NLLLoss): ReduceSum_k(OneHot(index, C)[n, k, c] * dout[n, k]) (Lite has no GatherD
+    gradient kernel; it has OneHot, Mul and ReduceSum)."""
+    x, index, dout = values
+    shape = tuple(x.type.shape)
+    if len(shape) != 2 or int(attrs["dim"]) % 2 != 1:
+        raise NotImplementedError(f"GatherDGradV2 of a rank-{len(shape)} input along dim "
+                                  f"{attrs['dim']}: only 2-D inputs along their last axis are "
+                                  "supported")
+    dt = x.type.dtype.np
+    on = graph.add_const(f"{name}/on", np.array(1, dt), unique=True)
+    off = graph.add_const(f"{name}/off", np.array(0, dt), unique=True)
+    hot = emit(graph, "OneHot", [index, on, off], {"depth": shape[1], "axis": -1},
+               name=f"{name}/OneHot").outputs[0]
+    col = emit(graph, "ExpandDims", [dout], {"axis": -1}, name=f"{name}/ExpandDims").outputs[0]
+    spread = emit(graph, "Mul", [hot, col], name=f"{name}/Mul").outputs[0]
+    return emit(graph, "ReduceSum", [spread], {"axis": (1,), "keep_dims": False}, name=name)
+
+
 # Read only: the writer never meets these names (the IR spells them with its own ops).
 LOWERED: dict[str, OpSpec] = {s.op: s for s in [
     *(OpSpec(ms_op, inputs=1, attr_inputs=(Attr("scalar", "number"),),
@@ -405,6 +445,13 @@ LOWERED: dict[str, OpSpec] = {s.op: s for s in [
            attrs=_CONV_COMMON + (Attr("pad_mode", "upper"),),
            lower=lambda graph, values, attrs, name: emit(graph, "Conv2DBackpropInput", values,
                                                         attrs, name=name)),
+    # nn.CrossEntropyLoss / nn.NLLLoss (reference run cross_entropy_momentum)
+    OpSpec("MaskedFill", inputs=2, attr_inputs=(Attr("value", "raw"),), lower=_masked_fill),
+    OpSpec("GatherD", inputs=3, lower=lambda graph, values, attrs, name: emit(
+        graph, "GatherD", [values[0], values[2]], {"dim": _dim_input(values[1], name)},
+        name=name)),
+    OpSpec("GatherDGradV2", inputs=4, lower=lambda graph, values, attrs, name: _gather_d_grad(
+        graph, [values[0], values[2], values[3]], {"dim": _dim_input(values[1], name)}, name)),
     # tests/fixtures/mindir_forms: sqrt_exp_log, softmax, log_softmax, tile
     OpSpec("Div", inputs=2, lower=_div),
     OpSpec("SoftmaxBackward", inputs=2, attr_inputs=(Attr("dim", "int"),),

@@ -371,6 +371,11 @@ ROWS: tuple[Row, ...] = (
     *(Row(name, name) for name in ("Less", "Greater", "Equal", "GreaterEqual", "LessEqual",
                                    "NotEqual", "LogicalAnd", "LogicalOr", "LogicalNot")),
     Row("Select", "Select"),
+    Row("ReduceMax", "ReduceFusion", *_reduce("ReduceMax"),
+        select={"mode": schema.ENUMS["ReduceMode"][1]["ReduceMax"]},
+        const_inputs=(ConstInput(1, "axis"),)),
+    # Lite's GatherD takes dim as a constant int32 input between x and the index.
+    Row("GatherD", "GatherD", const_inputs=(ConstInput(1, "dim", scalar=True),)),
     # Lite's Fill: the value, then the shape as a constant int32 input.
     Row("FillV2", "Fill", const_inputs=(ConstInput(1, "shape"),)),
     # Abs / AbsGrad (tags 1, 183) wait until tests/test_ms_format.py and the hostile fixture

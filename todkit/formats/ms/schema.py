@@ -123,8 +123,9 @@ PRIMITIVE_TABLES: dict[str, list[Field]] = {
                    F("approximate", "bool", False)],
     "ActivationGrad": [F("activation_type", "ActivationType", 0), F("alpha", "float", 0.0)],
     "Abs": [],
-    "Equal": [], "Fill": [], "Greater": [], "GreaterEqual": [], "Less": [], "LessEqual": [],
-    "LogicalAnd": [], "LogicalNot": [], "LogicalOr": [], "NotEqual": [], "Select": [],
+    "Equal": [], "Fill": [], "GatherD": [], "Greater": [], "GreaterEqual": [], "Less": [],
+    "LessEqual": [], "LogicalAnd": [], "LogicalNot": [], "LogicalOr": [], "NotEqual": [],
+    "Select": [],
     "AbsGrad": [],
     "AdamWeightDecay": [F("use_locking", "bool", False)],  # tag 220: 2.7 schema only
     "BinaryCrossEntropy": [F("reduction", "Reduction", 0)],
