@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 
 from todkit.core import dtypes
+from todkit.core.errors import NotSupportedError
 from todkit.ir.graph import Node, TensorType
 from todkit.opset.build import emit
+from todkit.opset.extra_layers import silu_grad
 
 # mindspore/core/mindapi/base/format.h (same numbering as the .ms Format enum).
 FORMATS = {0: "NCHW", 1: "NHWC", 15: "NCDHW"}
@@ -299,6 +301,10 @@ _SPECS = [
     OpSpec("EluGrad", inputs=2),
     OpSpec("Assign", inputs=2, extra=dict(_SIDE_EFFECT)),
     OpSpec("AssignAdd", inputs=2, extra=dict(_SIDE_EFFECT), instance_name="assignadd"),
+    # -- nn.SiLU and nn.Embedding's gradient in 2.10 exports (opset/extra_layers.py):
+    # SiLU(x); UnsortedSegmentSum(x, segment_ids, num_segments)
+    OpSpec("SiLU", inputs=1),
+    OpSpec("UnsortedSegmentSum", inputs=2, attr_inputs=(Attr("num_segments", "int"),)),
 ]
 
 
@@ -377,6 +383,135 @@ def _sum_ext(graph, values, attrs, name):
                 name=name)
 
 
+# -- nn.SiLU, nn.BCEWithLogitsLoss and nn.AdaptiveAvgPool2d as 2.10 exports them ----------
+def _namer(graph, name: str):
+    """make(op, inputs, suffix, **attrs) -> output 0 of a new node named ``name/suffix``, or
+    ``name`` itself for the empty suffix (the node standing for the file's)."""
+    def make(op, inputs, suffix, **attrs):
+        return emit(graph, op, inputs, attrs, name=f"{name}/{suffix}" if suffix else name) \
+            .outputs[0]
+    return make
+
+
+def _silu_grad(graph, values, attrs, name):
+    """SiLUGrad(dout, x) -> dout * s + SigmoidGrad(s, dout * x), s = Sigmoid(x): SiLU's own
+    gradient rule (Lite's ActivationGrad has no SWISH; opset/extra_layers.py)."""
+    dout, x = values
+    return silu_grad(_namer(graph, name), x, dout).producer
+
+
+def _bce_weight(graph, x, attrs, name):
+    """The element-wise weight of a BCEWithLogitsLoss node as a constant of x's dtype, or
+    None for weight None / ones. pos_weight must be None or ones: with another pos_weight the
+    loss is not SigmoidCrossEntropyWithLogits' (and Lite has no kernel for it)."""
+    def ones(v) -> bool:
+        return v is None or bool(np.all(np.asarray(v) == 1))
+    if not ones(attrs.get("pos_weight")):
+        raise NotSupportedError(f"node {name!r}: BCEWithLogitsLoss with a pos_weight other "
+                                "than None or ones is not supported")
+    weight = attrs.get("weight")
+    if ones(weight):
+        return None
+    w = np.asarray(weight)
+    try:
+        fits = w.dtype.kind in "fiub" and \
+            np.broadcast_shapes(w.shape, x.type.shape) == x.type.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise NotSupportedError(f"node {name!r}: BCEWithLogitsLoss weight of shape "
+                                f"{list(w.shape)} does not broadcast to the logits' "
+                                f"{list(x.type.shape)}")
+    return graph.add_const(f"{name}/weight", w.astype(x.type.dtype.np), unique=True)
+
+
+def _bce_with_logits(graph, values, attrs, name):
+    """BCEWithLogitsLoss(x, y, weight, pos_weight, reduction) -> SigmoidCrossEntropyWithLogits
+    (x, y) [* weight], then ReduceMean / ReduceSum over every axis ('none': none): the form
+    todkit's own nn.BCEWithLogitsLoss builds, with Lite kernels for each op."""
+    x, y = values
+    make = _namer(graph, name)
+    weight = _bce_weight(graph, x, attrs, name)
+    reduction = attrs["reduction"]
+    steps = ["SigmoidCrossEntropyWithLogits"] + (["Mul"] if weight is not None else []) + \
+        ({"mean": ["ReduceMean"], "sum": ["ReduceSum"]}.get(reduction, []))
+    loss = None
+    for k, op in enumerate(steps):
+        suffix = "" if k == len(steps) - 1 else op
+        if op == "SigmoidCrossEntropyWithLogits":
+            loss = make(op, [x, y], suffix)
+        elif op == "Mul":
+            loss = make(op, [loss, weight], suffix)
+        else:
+            loss = make(op, [loss], suffix, axis=(), keep_dims=False)
+    return loss.producer
+
+
+def _bce_with_logits_grad(graph, values, attrs, name):
+    """BinaryCrossEntropyWithLogitsBackward(dout, x, y, weight, pos_weight, reduction) ->
+    SigmoidCrossEntropyWithLogitsGrad(x, y, d), d being dout spread back over x's shape as
+    todkit's ReduceMean / ReduceSum rules spread it (Reshape, Tile, RealDiv by the count for
+    'mean') [* weight]."""
+    dout, x, y = values
+    make = _namer(graph, name)
+    weight = _bce_weight(graph, x, attrs, name)
+    shape = x.type.shape
+    d = dout
+    if attrs["reduction"] != "none":
+        if dout.type.size != 1:
+            raise NotSupportedError(f"node {name!r}: the gradient of a reduced "
+                                    f"BCEWithLogitsLoss has shape {list(dout.type.shape)}")
+        kept = (1,) * len(shape)
+        if d.type.shape != kept:
+            d = make("Reshape", [d], "Reshape", shape=kept)
+        if kept != shape:
+            d = make("Tile", [d], "Tile", multiples=shape)
+        if attrs["reduction"] == "mean":
+            count = graph.add_const(f"{name}/count", np.array(x.type.size, x.type.dtype.np),
+                                    unique=True)
+            d = make("RealDiv", [d, count], "RealDiv")
+    if weight is not None:
+        d = make("Mul", [d, weight], "Mul")
+    return make("SigmoidCrossEntropyWithLogitsGrad", [x, y, d], "").producer
+
+
+def _adaptive_avg_pool(graph, values, attrs, name):
+    """AdaptiveAvgPool2D{output_size} of an NCHW x: output size 1 (global average pooling) is
+    ReduceMean(x, (2, 3), keep_dims); Lite has no adaptive pooling kernel for other sizes."""
+    (x,) = values
+    if len(x.type.shape) != 4:
+        raise NotSupportedError(f"node {name!r}: AdaptiveAvgPool2D of a "
+                                f"{len(x.type.shape)}-D input; only NCHW is supported")
+    size = attrs.get("output_size")
+    size = (size, size) if size is None or np.ndim(size) == 0 else tuple(size)
+    # None (or -1) keeps the input's extent
+    resolved = tuple(d if s is None or int(s) == -1 else int(s)
+                     for s, d in zip(size, x.type.shape[2:]))
+    if resolved != (1, 1):
+        raise NotSupportedError(f"node {name!r}: AdaptiveAvgPool2D to output size "
+                                f"{list(resolved)} is not supported (only 1, global average "
+                                "pooling, which is ReduceMean over H and W)")
+    return emit(graph, "ReduceMean", [x], {"axis": (2, 3), "keep_dims": True}, name=name)
+
+
+def _adaptive_avg_pool_grad(graph, values, attrs, name):
+    """AdaptiveAvgPool2DGrad(dy, x_shape) of a global pooling: dy [N, C, 1, 1] tiled over H, W
+    and divided by H * W, as todkit's ReduceMean rule emits its gradient."""
+    (dy,) = values
+    shape = tuple(attrs["x_shape"])
+    if len(shape) != 4 or tuple(dy.type.shape) != (*shape[:2], 1, 1):
+        raise NotSupportedError(f"node {name!r}: AdaptiveAvgPool2DGrad of dy "
+                                f"{list(dy.type.shape)} to {list(shape)}: only the gradient "
+                                "of output size 1 (global average pooling) is supported")
+    make = _namer(graph, name)
+    d = dy
+    if shape[2:] != (1, 1):
+        d = make("Tile", [d], "Tile", multiples=(1, 1, *shape[2:]))
+    count = graph.add_const(f"{name}/count", np.array(shape[2] * shape[3], dy.type.dtype.np),
+                            unique=True)
+    return make("RealDiv", [d, count], "").producer
+
+
 # Read only: the writer never meets these names (the IR spells them with its own ops).
 LOWERED: dict[str, OpSpec] = {s.op: s for s in [
     *(OpSpec(ms_op, inputs=1, attr_inputs=(Attr("scalar", "number"),),
@@ -395,6 +530,18 @@ LOWERED: dict[str, OpSpec] = {s.op: s for s in [
            lower=_log_softmax_grad),
     OpSpec("SumExt", inputs=1, attr_inputs=(Attr("dim", "raw"), Attr("keepdim", _BOOL),
                                             Attr("dtype", "raw")), lower=_sum_ext),
+    # -- nn.SiLU, nn.BCEWithLogitsLoss, nn.AdaptiveAvgPool2d(1) (2.10 exports; see their
+    # lowerings below for what is supported)
+    OpSpec("SiLUGrad", inputs=2, lower=_silu_grad),
+    *(OpSpec(ms_op, inputs=n, lower=fn,
+             attr_inputs=(Attr("weight", "raw"), Attr("pos_weight", "raw"),
+                          Attr("reduction", "reduction")))
+      for ms_op, n, fn in (("BCEWithLogitsLoss", 2, _bce_with_logits),
+                           ("BinaryCrossEntropyWithLogitsBackward", 3, _bce_with_logits_grad))),
+    OpSpec("AdaptiveAvgPool2D", function=False, inputs=1, attrs=(Attr("output_size", "raw"),),
+           lower=_adaptive_avg_pool),
+    OpSpec("AdaptiveAvgPool2DGrad", function=False, inputs=1,
+           attr_inputs=(Attr("x_shape", "ints"),), lower=_adaptive_avg_pool_grad),
 ]}
 
 OPTABLE: dict[str, OpSpec] = {s.op: s for s in _SPECS}

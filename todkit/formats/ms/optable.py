@@ -373,6 +373,12 @@ ROWS: tuple[Row, ...] = (
         const_inputs=(ConstInput(2, "axis", scalar=True),)),
     # Tag 220 of the 2.7 schema: Lite 2.0 runtimes cannot load it (docs/OPS.md).
     Row("AdamWeightDecay", "AdamWeightDecay", *_same("use_locking")),
+    # nn.SiLU is Lite's swish activation (its gradient is written as Sigmoid / Mul /
+    # ActivationGrad{SIGMOID} / Add: Lite has no SWISH gradient); nn.Embedding's gradient is
+    # UnsortedSegmentSum, num_segments a constant int32 input 2 (nnacl's infer reads it there).
+    _act("SiLU", "Activation", "SWISH"),
+    Row("UnsortedSegmentSum", "UnsortedSegmentSum",
+        const_inputs=(ConstInput(2, "num_segments", scalar=True),)),
 )
 
 BY_IR: dict[str, Row] = {r.ir: r for r in ROWS if r.write}

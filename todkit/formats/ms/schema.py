@@ -200,6 +200,8 @@ PRIMITIVE_TABLES: dict[str, list[Field]] = {
     "SubFusion": _ACT_ONLY,
     "TileFusion": [F("dims", "[long]")],
     "Transpose": [],
+    # nn.Embedding's gradient (ops.fbs: no fields; num_segments is input 2)
+    "UnsortedSegmentSum": [],
 }
 
 TABLES: dict[str, list[Field]] = {
