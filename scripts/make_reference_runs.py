@@ -271,12 +271,17 @@ DENSE_NONE = "SoftmaxCrossEntropyWithLogits() (sparse=False, reduction='none')"
 MSE = "MSELoss() (reduction='mean') against one-hot targets"
 L1 = "L1Loss() (reduction='mean') against one-hot targets"
 BCE_LOGITS = "BCEWithLogitsLoss() (reduction='mean', weight and pos_weight None) against one-hot"
+BCE_LOGITS_WEIGHTS = ("BCEWithLogitsLoss(weight=linspace(0.5, 2, 5), pos_weight=linspace(3, 1, "
+                      "5)) (reduction='mean') against one-hot")
 LOSSES = {
     SPARSE_MEAN: lambda: nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean"),
     DENSE_NONE: lambda: nn.SoftmaxCrossEntropyWithLogits(),
     MSE: lambda: nn.MSELoss(),
     L1: lambda: nn.L1Loss(),
     BCE_LOGITS: lambda: nn.BCEWithLogitsLoss(),
+    BCE_LOGITS_WEIGHTS: lambda: nn.BCEWithLogitsLoss(
+        weight=Tensor(np.linspace(0.5, 2.0, 5).astype(np.float32)),
+        pos_weight=Tensor(np.linspace(3.0, 1.0, 5).astype(np.float32))),
 }
 
 
@@ -358,6 +363,10 @@ def runs():
             net_desc="Dense(16,12) + ReLU + Dense(12,5)",
             net=lambda: ActMLP(nn.ReLU()), loss=BCE_LOGITS, data=lambda: vec16(24, True),
             steps=16, **momentum),
+        "bce_logits_weights_momentum": dict(
+            net_desc="Dense(16,12) + ReLU + Dense(12,5)",
+            net=lambda: ActMLP(nn.ReLU()), loss=BCE_LOGITS_WEIGHTS,
+            data=lambda: vec16(27, True), steps=16, **momentum),
         "silu_momentum": dict(
             net_desc="Dense(16,12) + SiLU() + Dense(12,5)",
             net=lambda: ActMLP(nn.SiLU()), loss=SPARSE_MEAN, data=lambda: vec16(25), steps=16,

@@ -2,8 +2,8 @@
 exports them: how the reader takes their ops (opset/extra_layers.py and the lowerings in
 formats/mindir/optable.LOWERED), what the lowered forms compute, how the .ms carries them,
 and which variants fail with a clear error. tests/test_reference_runs.py trains the real
-exports (tests/fixtures/reference/{embedding, bce_logits, silu, adaptive_avgpool}_momentum)
-against MindSpore's numbers."""
+exports (tests/fixtures/reference/{embedding, bce_logits, bce_logits_weights, silu,
+adaptive_avgpool}_momentum) against MindSpore's numbers."""
 
 from __future__ import annotations
 
@@ -108,23 +108,30 @@ def _bce_graph(reduction, weight=None, pos_weight=None, shape=(4, 3)):
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-@pytest.mark.parametrize("weighted", [False, True])
-def test_bce_with_logits_lowering_computes_mindspores_loss_and_gradient(reduction, weighted):
+@pytest.mark.parametrize("weights", ["none", "weight", "pos_weight", "both"])
+def test_bce_with_logits_lowering_computes_mindspores_loss_and_gradient(reduction, weights):
     rng = np.random.default_rng(1)
-    w = rng.uniform(0.5, 2.0, (3,)).astype(np.float32) if weighted else None
-    g, (x, y, dout), loss, dx = _bce_graph(reduction, weight=w)
+    w = rng.uniform(0.5, 2.0, (3,)).astype(np.float32) if weights in ("weight", "both") \
+        else None
+    p = rng.uniform(0.2, 3.0, (4, 1)).astype(np.float32) if weights in ("pos_weight", "both") \
+        else None
+    g, (x, y, dout), loss, dx = _bce_graph(reduction, weight=w, pos_weight=p)
     xv = (rng.standard_normal((4, 3)) * 3).astype(np.float32)
+    xv[0, :2] = (-30.0, 30.0)  # where exp(-x) or exp(x) alone would overflow float32's range
     yv = rng.uniform(0, 1, (4, 3)).astype(np.float32)
     dv = rng.standard_normal(() if reduction != "none" else (4, 3)).astype(np.float32)
     got_loss, got_dx = interpret(g, {x: xv, y: yv, dout: dv}, outputs=[loss, dx])
     x64, y64 = xv.astype(np.float64), yv.astype(np.float64)
     w64 = np.ones(3) if w is None else w.astype(np.float64)
-    # MindSpore's definition: -w (y log sigmoid(x) + (1 - y) log(1 - sigmoid(x)))
-    elem = -w64 * (y64 * np.log(_sigmoid(x64)) + (1 - y64) * np.log(1 - _sigmoid(x64)))
+    p64 = np.ones((4, 1)) if p is None else p.astype(np.float64)
+    # MindSpore's definition: -w (p y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))), with
+    # log sigmoid(x) = -log1p(exp(-x)) and log(1 - sigmoid(x)) = -log1p(exp(x))
+    elem = w64 * (p64 * y64 * np.log1p(np.exp(-x64)) + (1 - y64) * np.log1p(np.exp(x64)))
     want_loss = {"mean": elem.mean(), "sum": elem.sum(), "none": elem}[reduction]
     spread = dv if reduction == "none" else np.full((4, 3), dv / (12.0 if reduction == "mean"
                                                                  else 1.0))
-    want_dx = w64 * (_sigmoid(x64) - y64) * spread
+    # d/dx: w ((1 - y) sigmoid(x) - p y (1 - sigmoid(x)))
+    want_dx = w64 * ((1 - y64) * _sigmoid(x64) - p64 * y64 * (1 - _sigmoid(x64))) * spread
     np.testing.assert_allclose(got_loss, want_loss, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got_dx, want_dx, rtol=1e-5, atol=1e-6)
     # the node standing for the file's keeps the file's name (roles find the loss by it)
@@ -148,18 +155,20 @@ def test_bce_with_logits_reads_the_real_export_as_lite_ops():
 
 
 @pytest.mark.parametrize("op", ["BCEWithLogitsLoss", "BinaryCrossEntropyWithLogitsBackward"])
-def test_bce_with_logits_pos_weight_or_a_bad_weight_fails_naming_the_node(op):
+def test_bce_with_logits_weights_not_broadcasting_fail_naming_the_node(op):
     g = Graph("bce")
     x = g.add_input("x", TensorType((4, 3), F32))
     y = g.add_input("y", TensorType((4, 3), F32))
     ins = [x, y] if op == "BCEWithLogitsLoss" else [g.add_input("d", TensorType((), F32)), x, y]
     name = f"Default/loss_fn/{op}-op0"
-    with pytest.raises(NotSupportedError, match=f"{name}.*pos_weight"):
-        _lower(op, g, ins, name=name, weight=None, pos_weight=np.full(3, 2.0, np.float32),
-               reduction="mean")
-    with pytest.raises(NotSupportedError, match=f"{name}.*does not broadcast"):
-        _lower(op, g, ins, name=name, weight=np.full(4, 2.0, np.float32), pos_weight=None,
-               reduction="mean")
+    for what in ("weight", "pos_weight"):
+        bad = {"weight": None, "pos_weight": None, what: np.full(4, 2.0, np.float32)}
+        with pytest.raises(NotSupportedError, match=f"{name}.*{what} of shape.*broadcast"):
+            _lower(op, g, ins, name=name, reduction="mean", **bad)
+    # one that broadcasts with the logits to a larger shape is refused too
+    with pytest.raises(NotSupportedError, match="does not broadcast"):
+        _lower(op, g, ins, name=name, reduction="mean", pos_weight=None,
+               weight=np.full((2, 4, 3), 2.0, np.float32))
 
 
 # -- nn.AdaptiveAvgPool2d: output size 1 is ReduceMean; other sizes fail clearly ---------------

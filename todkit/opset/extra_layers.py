@@ -11,8 +11,9 @@
   dout * (s + x s (1 - s)), MindSpore's SiLUGrad.
 - ``UnsortedSegmentSum(x, segment_ids){num_segments}``: out[i] = sum of x[j...] over the
   j with segment_ids[j] == i; out has shape (num_segments,) + x.shape[ids.ndim:]. An id
-  outside [0, num_segments) is skipped, as Lite's kernel (nnacl UnsortedSegmentSum) and
-  MindSpore's CPU kernel do. Lite's ``UnsortedSegmentSum`` member takes num_segments as a
+  outside [0, num_segments) is skipped, as Lite's kernel (nnacl UnsortedSegmentSum) does
+  (MindSpore 2.10's CPU kernel rejects it instead; a Gather-made gradient never has one, as
+  Gather rejects such an index first). Lite's ``UnsortedSegmentSum`` member takes num_segments as a
   constant int32 third input. MindSpore's gradient of Gather (so of nn.Embedding) is
   ``UnsortedSegmentSum(dout, indices, rows)``, and todkit's Gather rule now emits the same.
 """

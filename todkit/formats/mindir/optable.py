@@ -400,47 +400,70 @@ def _silu_grad(graph, values, attrs, name):
     return silu_grad(_namer(graph, name), x, dout).producer
 
 
-def _bce_weight(graph, x, attrs, name):
-    """The element-wise weight of a BCEWithLogitsLoss node as a constant of x's dtype, or
-    None for weight None / ones. pos_weight must be None or ones: with another pos_weight the
-    loss is not SigmoidCrossEntropyWithLogits' (and Lite has no kernel for it)."""
-    def ones(v) -> bool:
-        return v is None or bool(np.all(np.asarray(v) == 1))
-    if not ones(attrs.get("pos_weight")):
-        raise NotSupportedError(f"node {name!r}: BCEWithLogitsLoss with a pos_weight other "
-                                "than None or ones is not supported")
-    weight = attrs.get("weight")
-    if ones(weight):
+def _bce_const(graph, x, value, what: str, name: str):
+    """A BCEWithLogitsLoss weight or pos_weight as a constant of x's dtype, or None for None /
+    ones. It must broadcast to x's shape (MindSpore's rule); one computed while the graph
+    runs is refused earlier, by the reader (only constant attribute-inputs are read)."""
+    if value is None or bool(np.all(np.asarray(value) == 1)):
         return None
-    w = np.asarray(weight)
+    w = np.asarray(value)
     try:
         fits = w.dtype.kind in "fiub" and \
             np.broadcast_shapes(w.shape, x.type.shape) == x.type.shape
     except ValueError:
         fits = False
     if not fits:
-        raise NotSupportedError(f"node {name!r}: BCEWithLogitsLoss weight of shape "
+        raise NotSupportedError(f"node {name!r}: BCEWithLogitsLoss {what} of shape "
                                 f"{list(w.shape)} does not broadcast to the logits' "
                                 f"{list(x.type.shape)}")
-    return graph.add_const(f"{name}/weight", w.astype(x.type.dtype.np), unique=True)
+    return graph.add_const(f"{name}/{what}", w.astype(x.type.dtype.np), unique=True)
+
+
+def _bce_consts(graph, x, attrs, name):
+    """(weight, pos_weight - 1, pos_weight, 0, 1) as constants of x's dtype: weight None when
+    it is None or ones, the other four None when pos_weight is."""
+    dt = x.type.dtype.np
+    weight = _bce_const(graph, x, attrs.get("weight"), "weight", name)
+    pos = _bce_const(graph, x, attrs.get("pos_weight"), "pos_weight", name)
+    if pos is None:
+        return weight, None, None, None, None
+    pos_m1, zero, one = (graph.add_const(f"{name}/{what}", np.asarray(v, dt), unique=True)
+                         for what, v in (("pos_weight_minus_1", pos.data - 1), ("zero", 0),
+                                         ("one", 1)))
+    return weight, pos_m1, pos, zero, one
 
 
 def _bce_with_logits(graph, values, attrs, name):
-    """BCEWithLogitsLoss(x, y, weight, pos_weight, reduction) -> SigmoidCrossEntropyWithLogits
-    (x, y) [* weight], then ReduceMean / ReduceSum over every axis ('none': none): the form
-    todkit's own nn.BCEWithLogitsLoss builds, with Lite kernels for each op."""
+    """BCEWithLogitsLoss(x, y, weight, pos_weight, reduction) -> element-wise loss [* weight],
+    then ReduceMean / ReduceSum over every axis ('none': none), as todkit's own
+    nn.BCEWithLogitsLoss builds it, with Lite kernels for each op. The element-wise loss is
+    SigmoidCrossEntropyWithLogits(x, y) when pos_weight is None or ones; with a pos_weight p
+    it is MindSpore's (1 - y) x + (1 + (p - 1) y) softplus(-x), softplus(-x) written stably
+    as log(1 + exp(-|x|)) + max(-x, 0) (|x| as Maximum(x, -x))."""
     x, y = values
     make = _namer(graph, name)
-    weight = _bce_weight(graph, x, attrs, name)
-    reduction = attrs["reduction"]
-    steps = ["SigmoidCrossEntropyWithLogits"] + (["Mul"] if weight is not None else []) + \
-        ({"mean": ["ReduceMean"], "sum": ["ReduceSum"]}.get(reduction, []))
-    loss = None
-    for k, op in enumerate(steps):
-        suffix = "" if k == len(steps) - 1 else op
-        if op == "SigmoidCrossEntropyWithLogits":
-            loss = make(op, [x, y], suffix)
-        elif op == "Mul":
+    weight, pos_m1, _, zero, one = _bce_consts(graph, x, attrs, name)
+    tail = (["Mul"] if weight is not None else []) + \
+        {"mean": ["ReduceMean"], "sum": ["ReduceSum"]}.get(attrs["reduction"], [])
+    last = (lambda step: "" if not tail else step)  # the last node carries the file's name
+    if pos_m1 is None:
+        loss = make("SigmoidCrossEntropyWithLogits", [x, y],
+                    last("SigmoidCrossEntropyWithLogits"))
+    else:
+        neg = make("Neg", [x], "Neg")
+        abs_x = make("Maximum", [x, neg], "Abs")
+        e = make("Exp", [make("Neg", [abs_x], "Neg_abs")], "Exp")
+        log1p = make("Log", [make("Add", [e, one], "Add_one")], "Log")
+        softplus_neg = make("Add", [log1p, make("Maximum", [neg, zero], "Relu_neg")],
+                            "Softplus_neg")
+        log_weight = make("Add", [make("Mul", [y, pos_m1], "Mul_pos_weight"), one],
+                          "Log_weight")
+        linear = make("Mul", [make("Sub", [one, y], "One_minus_y"), x], "Mul_x")
+        loss = make("Add", [linear, make("Mul", [log_weight, softplus_neg], "Mul_softplus")],
+                    last("Loss"))
+    for k, op in enumerate(tail):
+        suffix = "" if k == len(tail) - 1 else op
+        if op == "Mul":
             loss = make(op, [loss, weight], suffix)
         else:
             loss = make(op, [loss], suffix, axis=(), keep_dims=False)
@@ -448,13 +471,14 @@ def _bce_with_logits(graph, values, attrs, name):
 
 
 def _bce_with_logits_grad(graph, values, attrs, name):
-    """BinaryCrossEntropyWithLogitsBackward(dout, x, y, weight, pos_weight, reduction) ->
-    SigmoidCrossEntropyWithLogitsGrad(x, y, d), d being dout spread back over x's shape as
-    todkit's ReduceMean / ReduceSum rules spread it (Reshape, Tile, RealDiv by the count for
-    'mean') [* weight]."""
+    """BinaryCrossEntropyWithLogitsBackward(dout, x, y, weight, pos_weight, reduction) -> d =
+    dout spread back over x's shape as todkit's ReduceMean / ReduceSum rules spread it
+    (Reshape, Tile, RealDiv by the count for 'mean') [* weight], then
+    SigmoidCrossEntropyWithLogitsGrad(x, y, d) = (sigmoid(x) - y) d; with a pos_weight p,
+    d * ((1 + (p - 1) y) sigmoid(x) - p y), the derivative of the loss above."""
     dout, x, y = values
     make = _namer(graph, name)
-    weight = _bce_weight(graph, x, attrs, name)
+    weight, pos_m1, pos, _, one = _bce_consts(graph, x, attrs, name)
     shape = x.type.shape
     d = dout
     if attrs["reduction"] != "none":
@@ -472,7 +496,12 @@ def _bce_with_logits_grad(graph, values, attrs, name):
             d = make("RealDiv", [d, count], "RealDiv")
     if weight is not None:
         d = make("Mul", [d, weight], "Mul")
-    return make("SigmoidCrossEntropyWithLogitsGrad", [x, y, d], "").producer
+    if pos_m1 is None:
+        return make("SigmoidCrossEntropyWithLogitsGrad", [x, y, d], "").producer
+    log_weight = make("Add", [make("Mul", [y, pos_m1], "Mul_pos_weight"), one], "Log_weight")
+    through_sigmoid = make("Mul", [log_weight, make("Sigmoid", [x], "Sigmoid")], "Mul_sigmoid")
+    slope = make("Sub", [through_sigmoid, make("Mul", [y, pos], "Mul_pos")], "Sub")
+    return make("Mul", [d, slope], "").producer
 
 
 def _adaptive_avg_pool(graph, values, attrs, name):
