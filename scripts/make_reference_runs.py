@@ -229,6 +229,34 @@ class TransposedConvNet(nn.Cell):
 
     def construct(self, x):
         return self.fc(self.flatten(self.relu(self.up(self.relu(self.conv(x))))))
+class EmbeddingNet(nn.Cell):
+    """Embedding(20,4) of 3 int32 tokens -> Flatten -> Dense(12,5): 2.10 exports Gather and,
+    as its gradient, UnsortedSegmentSum."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(20, 4)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Dense(12, 5)
+
+    def construct(self, x):
+        return self.fc(self.flatten(self.embed(x)))
+
+
+class GlobalPoolNet(nn.Cell):
+    """Conv(3,4,3, same) + ReLU + AdaptiveAvgPool2d(1) + Flatten + Dense(4,5): 2.10 exports
+    AdaptiveAvgPool2D{output_size (1, 1)} and AdaptiveAvgPool2DGrad."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.relu = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Dense(4, 5)
+
+    def construct(self, x):
+        return self.fc(self.flatten(self.pool(self.relu(self.conv(x)))))
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -244,6 +272,14 @@ def class_batches(seed, shape, classes, dense=False, noise=1.0):
     return x, y
 
 
+def token_batches(seed, vocab=20, tokens=3, classes=5):
+    """int32 token ids [N_BATCHES, BATCH, tokens] (repeats within a batch, so the embedding
+    gradient sums rows) and labels from the first token: learnable."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, vocab, size=(N_BATCHES, BATCH, tokens)).astype(np.int32)
+    return x, (x[..., 0] % classes).astype(np.int32)
+
+
 # -- the runs ------------------------------------------------------------------------------
 SPARSE_MEAN = "SoftmaxCrossEntropyWithLogits(sparse=True, reduction='mean')"
 DENSE_NONE = "SoftmaxCrossEntropyWithLogits() (sparse=False, reduction='none')"
@@ -251,6 +287,9 @@ MSE = "MSELoss() (reduction='mean') against one-hot targets"
 L1 = "L1Loss() (reduction='mean') against one-hot targets"
 CE = "CrossEntropyLoss() (reduction='mean')"
 NLL = "NLLLoss() (reduction='mean') of a LogSoftmax"
+BCE_LOGITS = "BCEWithLogitsLoss() (reduction='mean', weight and pos_weight None) against one-hot"
+BCE_LOGITS_WEIGHTS = ("BCEWithLogitsLoss(weight=linspace(0.5, 2, 5), pos_weight=linspace(3, 1, "
+                      "5)) (reduction='mean') against one-hot")
 LOSSES = {
     CE: lambda: nn.CrossEntropyLoss(),
     NLL: lambda: nn.NLLLoss(),
@@ -258,6 +297,10 @@ LOSSES = {
     DENSE_NONE: lambda: nn.SoftmaxCrossEntropyWithLogits(),
     MSE: lambda: nn.MSELoss(),
     L1: lambda: nn.L1Loss(),
+    BCE_LOGITS: lambda: nn.BCEWithLogitsLoss(),
+    BCE_LOGITS_WEIGHTS: lambda: nn.BCEWithLogitsLoss(
+        weight=Tensor(np.linspace(0.5, 2.0, 5).astype(np.float32)),
+        pos_weight=Tensor(np.linspace(3.0, 1.0, 5).astype(np.float32))),
 }
 
 
@@ -343,6 +386,25 @@ def runs():
             opt=lambda p: nn.Adam(p, learning_rate=0.01),
             opt_desc={"type": "nn.Adam", "learning_rate": 0.01, "beta1": 0.9, "beta2": 0.999,
                       "eps": 1e-8, "weight_decay": 0.0, "use_nesterov": False}),
+        # nn.Embedding, nn.BCEWithLogitsLoss, nn.SiLU, nn.AdaptiveAvgPool2d(1)
+        # (todkit/opset/extra_layers.py, formats/mindir/optable.LOWERED)
+        "embedding_momentum": dict(
+            net=EmbeddingNet, loss=SPARSE_MEAN, data=lambda: token_batches(23), steps=16,
+            **momentum),
+        "bce_logits_momentum": dict(
+            net_desc="Dense(16,12) + ReLU + Dense(12,5)",
+            net=lambda: ActMLP(nn.ReLU()), loss=BCE_LOGITS, data=lambda: vec16(24, True),
+            steps=16, **momentum),
+        "bce_logits_weights_momentum": dict(
+            net_desc="Dense(16,12) + ReLU + Dense(12,5)",
+            net=lambda: ActMLP(nn.ReLU()), loss=BCE_LOGITS_WEIGHTS,
+            data=lambda: vec16(27, True), steps=16, **momentum),
+        "silu_momentum": dict(
+            net_desc="Dense(16,12) + SiLU() + Dense(12,5)",
+            net=lambda: ActMLP(nn.SiLU()), loss=SPARSE_MEAN, data=lambda: vec16(25), steps=16,
+            **momentum),
+        "adaptive_avgpool_momentum": dict(
+            net=GlobalPoolNet, loss=SPARSE_MEAN, data=lambda: img8(26), steps=16, **momentum),
     }
 
 

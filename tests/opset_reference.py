@@ -760,3 +760,19 @@ def _gather_d(ins, a):
 
 ref("ReduceMax")(lambda ins, a: [np.max(ins[0], axis=tuple(a["axis"]) or None,
                                         keepdims=bool(a["keep_dims"]))])
+
+
+# -- nn.SiLU and nn.Embedding's gradient (todkit/opset/extra_layers.py) ----------------------
+ref("SiLU")(lambda ins, a: [_pw(lambda v: v / (1.0 + math.exp(-v)) if v > -700 else 0.0)(ins[0])])
+
+
+@ref("UnsortedSegmentSum")
+def _unsorted_segment_sum(ins, a):
+    x, ids = ins
+    n = int(a["num_segments"])
+    out = np.zeros((n,) + x.shape[ids.ndim:], x.dtype)
+    for pos in np.ndindex(ids.shape):
+        i = int(ids[pos])
+        if 0 <= i < n:  # ids outside [0, n) are skipped
+            out[i] = out[i] + x[pos]
+    return [out]

@@ -368,6 +368,14 @@ CASES = [
         begin_params_axis=-1),
     row("LayerNormGrad", [F(2, 3, 4), F(2, 3, 4), Pos(2, 3, 1), F(2, 3, 1), F(3, 4)],
         begin_norm_axis=2, epsilon=1e-3),
+    # nn.SiLU, nn.Embedding's gradient (opset/extra_layers.py); Gather of a 0-d index
+    row("SiLU", [F(3, 4)], grad=(0,)),
+    row("SiLU", [Val([-800.0, -20.0, 0.0, 20.0, 800.0])]),
+    row("UnsortedSegmentSum", [F(6, 3), Val([2, 0, 2, 4, 0, 2], np.int32)], num_segments=5),
+    row("UnsortedSegmentSum", [F(2, 3, 4), Val([[1, 1, 0], [3, -1, 7]], np.int32)],
+        num_segments=4),  # -1 and 7 are out of range: skipped
+    row("UnsortedSegmentSum", [F(5), Val([0, 0, 1, 0, 1], np.int32)], num_segments=2),
+    row("Gather", [F(4, 3), Val(2, np.int32)], grad=(0,)),
 ]
 
 
@@ -686,6 +694,11 @@ BAD = [
     ("Adam", [_t(3)] * 3 + [_t()] * 6 + [_t(4)], {}, "grad"),
     ("SGD", [_t(3), _t(3), _t(2), _t(3), _t(), _t(3)], {}, "lr must hold one value"),
     ("Assign", [_t(3), _t(4)], {}, "does not fit"),
+    ("UnsortedSegmentSum", [_t(6, 3), _t(6)], {"num_segments": 2}, "must be integers"),
+    ("UnsortedSegmentSum", [_t(6, 3), _t(3, dt=dtypes.int32)], {"num_segments": 2},
+     "leading part"),
+    ("UnsortedSegmentSum", [_t(6, 3), _t(6, dt=dtypes.int32)], {"num_segments": 0},
+     "positive"),
 ]
 
 

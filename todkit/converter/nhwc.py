@@ -48,7 +48,7 @@ ELEMENTWISE = {
     "ReLU", "ReLU6", "Sigmoid", "Tanh", "HSigmoid", "HSwish", "Exp", "Log", "Neg", "Sqrt",
     "Dropout", "ReluGrad", "ReLU6Grad", "SigmoidGrad", "TanhGrad", "HSigmoidGrad",
     "HSwishGrad", "SqrtGrad", "DropoutGrad", "Add", "Sub", "Mul", "RealDiv", "Maximum",
-    "Minimum", "AddN",
+    "Minimum", "AddN", "SiLU",
 }
 # The real converter's "dynamic format" ops (``DynamicFormatOpList`` in
 # tools/optimizer/common/format_utils.cc) that have an axis-like attribute: run NHWC, the

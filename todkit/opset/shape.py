@@ -219,8 +219,8 @@ class Gather(OpDef):
     a per-step learning rate this way (Gather(learning_rate, global_step, 0)). An index
     outside [0, n) is an error, as in Lite's kernel. Only batch_dims 0 (Lite has no batch_dims).
 
-    The gradient (for params, along axis 0) scatters ``dout`` back with existing ops:
-    ``MatMul(OneHot(indices, rows), dout as [k, rest], transpose_a)``; integer indices get none."""
+    The gradient (for params, along axis 0) is MindSpore's: ``UnsortedSegmentSum(dout,
+    indices, rows)`` (Lite has the kernel; opset/extra_layers.py); integer indices get none."""
 
     attrs = {"axis": 0, "batch_dims": 0}
 
@@ -253,12 +253,11 @@ class Gather(OpDef):
             return [None, None]
         if int(node.attrs["axis"]) % len(params.type.shape) != 0:
             raise NotImplementedError("Gather's gradient is implemented along axis 0 only")
-        rows, rest = params.type.shape[0], int(np.prod(params.type.shape[1:]))
-        k = int(np.prod(indices.type.shape))
-        dt = params.type.dtype.np
-        flat_idx = g.emit("Reshape", [indices], shape=(k,))
-        one_hot = g.emit("OneHot", [flat_idx, g.const(np.array(1, dt)),
-                                    g.const(np.array(0, dt))], depth=rows)
-        d = g.emit("Reshape", [douts[0]], shape=(k, rest))
-        dparams = g.emit("MatMul", [one_hot, d], transpose_a=True)
-        return [g.emit("Reshape", [dparams], shape=tuple(params.type.shape)), None]
+        # dout is indices.shape + params.shape[1:]: the ids lead it, as UnsortedSegmentSum
+        # takes them (a 0-d index is made a 1-element axis first)
+        indices_, dout = indices, douts[0]
+        if not indices.type.shape:
+            indices_ = g.emit("Reshape", [indices], shape=(1,))
+            dout = g.emit("Reshape", [dout], shape=(1, *dout.type.shape))
+        return [g.emit("UnsortedSegmentSum", [dout, indices_],
+                       num_segments=params.type.shape[0]), None]

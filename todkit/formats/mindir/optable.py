@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 
 from todkit.core import dtypes
+from todkit.core.errors import NotSupportedError
 from todkit.ir.graph import Node, TensorType
 from todkit.opset.build import emit
+from todkit.opset.extra_layers import silu_grad
 
 # mindspore/core/mindapi/base/format.h (same numbering as the .ms Format enum).
 FORMATS = {0: "NCHW", 1: "NHWC", 15: "NCDHW"}
@@ -312,6 +314,10 @@ _SPECS = [
     OpSpec("LayerNormGrad", inputs=5, tuple_output=True,
            attr_inputs=(Attr("begin_norm_axis", "int"), Attr("begin_params_axis", "int")),
            attrs=(Attr("epsilon", "float"),)),
+    # -- nn.SiLU and nn.Embedding's gradient in 2.10 exports (opset/extra_layers.py):
+    # SiLU(x); UnsortedSegmentSum(x, segment_ids, num_segments)
+    OpSpec("SiLU", inputs=1),
+    OpSpec("UnsortedSegmentSum", inputs=2, attr_inputs=(Attr("num_segments", "int"),)),
 ]
 
 
@@ -425,6 +431,162 @@ def _gather_d_grad(graph, values, attrs, name):
     col = emit(graph, "ExpandDims", [dout], {"axis": -1}, name=f"{name}/ExpandDims").outputs[0]
     spread = emit(graph, "Mul", [hot, col], name=f"{name}/Mul").outputs[0]
     return emit(graph, "ReduceSum", [spread], {"axis": (1,), "keep_dims": False}, name=name)
+# -- nn.SiLU, nn.BCEWithLogitsLoss and nn.AdaptiveAvgPool2d as 2.10 exports them ----------
+def _namer(graph, name: str):
+    """make(op, inputs, suffix, **attrs) -> output 0 of a new node named ``name/suffix``, or
+    ``name`` itself for the empty suffix (the node standing for the file's)."""
+    def make(op, inputs, suffix, **attrs):
+        return emit(graph, op, inputs, attrs, name=f"{name}/{suffix}" if suffix else name) \
+            .outputs[0]
+    return make
+
+
+def _silu_grad(graph, values, attrs, name):
+    """SiLUGrad(dout, x) -> dout * s + SigmoidGrad(s, dout * x), s = Sigmoid(x): SiLU's own
+    gradient rule (Lite's ActivationGrad has no SWISH; opset/extra_layers.py)."""
+    dout, x = values
+    return silu_grad(_namer(graph, name), x, dout).producer
+
+
+def _bce_const(graph, x, value, what: str, name: str):
+    """A BCEWithLogitsLoss weight or pos_weight as a constant of x's dtype, or None for None /
+    ones. It must broadcast to x's shape (MindSpore's rule); one computed while the graph
+    runs is refused earlier, by the reader (only constant attribute-inputs are read)."""
+    if value is None or bool(np.all(np.asarray(value) == 1)):
+        return None
+    w = np.asarray(value)
+    try:
+        fits = w.dtype.kind in "fiub" and \
+            np.broadcast_shapes(w.shape, x.type.shape) == x.type.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise NotSupportedError(f"node {name!r}: BCEWithLogitsLoss {what} of shape "
+                                f"{list(w.shape)} does not broadcast to the logits' "
+                                f"{list(x.type.shape)}")
+    return graph.add_const(f"{name}/{what}", w.astype(x.type.dtype.np), unique=True)
+
+
+def _bce_consts(graph, x, attrs, name):
+    """(weight, pos_weight - 1, pos_weight, 0, 1) as constants of x's dtype: weight None when
+    it is None or ones, the other four None when pos_weight is."""
+    dt = x.type.dtype.np
+    weight = _bce_const(graph, x, attrs.get("weight"), "weight", name)
+    pos = _bce_const(graph, x, attrs.get("pos_weight"), "pos_weight", name)
+    if pos is None:
+        return weight, None, None, None, None
+    pos_m1, zero, one = (graph.add_const(f"{name}/{what}", np.asarray(v, dt), unique=True)
+                         for what, v in (("pos_weight_minus_1", pos.data - 1), ("zero", 0),
+                                         ("one", 1)))
+    return weight, pos_m1, pos, zero, one
+
+
+def _bce_with_logits(graph, values, attrs, name):
+    """BCEWithLogitsLoss(x, y, weight, pos_weight, reduction) -> element-wise loss [* weight],
+    then ReduceMean / ReduceSum over every axis ('none': none), as todkit's own
+    nn.BCEWithLogitsLoss builds it, with Lite kernels for each op. The element-wise loss is
+    SigmoidCrossEntropyWithLogits(x, y) when pos_weight is None or ones; with a pos_weight p
+    it is MindSpore's (1 - y) x + (1 + (p - 1) y) softplus(-x), softplus(-x) written stably
+    as log(1 + exp(-|x|)) + max(-x, 0) (|x| as Maximum(x, -x))."""
+    x, y = values
+    make = _namer(graph, name)
+    weight, pos_m1, _, zero, one = _bce_consts(graph, x, attrs, name)
+    tail = (["Mul"] if weight is not None else []) + \
+        {"mean": ["ReduceMean"], "sum": ["ReduceSum"]}.get(attrs["reduction"], [])
+    last = (lambda step: "" if not tail else step)  # the last node carries the file's name
+    if pos_m1 is None:
+        loss = make("SigmoidCrossEntropyWithLogits", [x, y],
+                    last("SigmoidCrossEntropyWithLogits"))
+    else:
+        neg = make("Neg", [x], "Neg")
+        abs_x = make("Maximum", [x, neg], "Abs")
+        e = make("Exp", [make("Neg", [abs_x], "Neg_abs")], "Exp")
+        log1p = make("Log", [make("Add", [e, one], "Add_one")], "Log")
+        softplus_neg = make("Add", [log1p, make("Maximum", [neg, zero], "Relu_neg")],
+                            "Softplus_neg")
+        log_weight = make("Add", [make("Mul", [y, pos_m1], "Mul_pos_weight"), one],
+                          "Log_weight")
+        linear = make("Mul", [make("Sub", [one, y], "One_minus_y"), x], "Mul_x")
+        loss = make("Add", [linear, make("Mul", [log_weight, softplus_neg], "Mul_softplus")],
+                    last("Loss"))
+    for k, op in enumerate(tail):
+        suffix = "" if k == len(tail) - 1 else op
+        if op == "Mul":
+            loss = make(op, [loss, weight], suffix)
+        else:
+            loss = make(op, [loss], suffix, axis=(), keep_dims=False)
+    return loss.producer
+
+
+def _bce_with_logits_grad(graph, values, attrs, name):
+    """BinaryCrossEntropyWithLogitsBackward(dout, x, y, weight, pos_weight, reduction) -> d =
+    dout spread back over x's shape as todkit's ReduceMean / ReduceSum rules spread it
+    (Reshape, Tile, RealDiv by the count for 'mean') [* weight], then
+    SigmoidCrossEntropyWithLogitsGrad(x, y, d) = (sigmoid(x) - y) d; with a pos_weight p,
+    d * ((1 + (p - 1) y) sigmoid(x) - p y), the derivative of the loss above."""
+    dout, x, y = values
+    make = _namer(graph, name)
+    weight, pos_m1, pos, _, one = _bce_consts(graph, x, attrs, name)
+    shape = x.type.shape
+    d = dout
+    if attrs["reduction"] != "none":
+        if dout.type.size != 1:
+            raise NotSupportedError(f"node {name!r}: the gradient of a reduced "
+                                    f"BCEWithLogitsLoss has shape {list(dout.type.shape)}")
+        kept = (1,) * len(shape)
+        if d.type.shape != kept:
+            d = make("Reshape", [d], "Reshape", shape=kept)
+        if kept != shape:
+            d = make("Tile", [d], "Tile", multiples=shape)
+        if attrs["reduction"] == "mean":
+            count = graph.add_const(f"{name}/count", np.array(x.type.size, x.type.dtype.np),
+                                    unique=True)
+            d = make("RealDiv", [d, count], "RealDiv")
+    if weight is not None:
+        d = make("Mul", [d, weight], "Mul")
+    if pos_m1 is None:
+        return make("SigmoidCrossEntropyWithLogitsGrad", [x, y, d], "").producer
+    log_weight = make("Add", [make("Mul", [y, pos_m1], "Mul_pos_weight"), one], "Log_weight")
+    through_sigmoid = make("Mul", [log_weight, make("Sigmoid", [x], "Sigmoid")], "Mul_sigmoid")
+    slope = make("Sub", [through_sigmoid, make("Mul", [y, pos], "Mul_pos")], "Sub")
+    return make("Mul", [d, slope], "").producer
+
+
+def _adaptive_avg_pool(graph, values, attrs, name):
+    """AdaptiveAvgPool2D{output_size} of an NCHW x: output size 1 (global average pooling) is
+    ReduceMean(x, (2, 3), keep_dims); Lite has no adaptive pooling kernel for other sizes."""
+    (x,) = values
+    if len(x.type.shape) != 4:
+        raise NotSupportedError(f"node {name!r}: AdaptiveAvgPool2D of a "
+                                f"{len(x.type.shape)}-D input; only NCHW is supported")
+    size = attrs.get("output_size")
+    size = (size, size) if size is None or np.ndim(size) == 0 else tuple(size)
+    # None (or -1) keeps the input's extent
+    resolved = tuple(d if s is None or int(s) == -1 else int(s)
+                     for s, d in zip(size, x.type.shape[2:]))
+    if resolved != (1, 1):
+        raise NotSupportedError(f"node {name!r}: AdaptiveAvgPool2D to output size "
+                                f"{list(resolved)} is not supported (only 1, global average "
+                                "pooling, which is ReduceMean over H and W)")
+    return emit(graph, "ReduceMean", [x], {"axis": (2, 3), "keep_dims": True}, name=name)
+
+
+def _adaptive_avg_pool_grad(graph, values, attrs, name):
+    """AdaptiveAvgPool2DGrad(dy, x_shape) of a global pooling: dy [N, C, 1, 1] tiled over H, W
+    and divided by H * W, as todkit's ReduceMean rule emits its gradient."""
+    (dy,) = values
+    shape = tuple(attrs["x_shape"])
+    if len(shape) != 4 or tuple(dy.type.shape) != (*shape[:2], 1, 1):
+        raise NotSupportedError(f"node {name!r}: AdaptiveAvgPool2DGrad of dy "
+                                f"{list(dy.type.shape)} to {list(shape)}: only the gradient "
+                                "of output size 1 (global average pooling) is supported")
+    make = _namer(graph, name)
+    d = dy
+    if shape[2:] != (1, 1):
+        d = make("Tile", [d], "Tile", multiples=(1, 1, *shape[2:]))
+    count = graph.add_const(f"{name}/count", np.array(shape[2] * shape[3], dy.type.dtype.np),
+                            unique=True)
+    return make("RealDiv", [d, count], "").producer
 
 
 # Read only: the writer never meets these names (the IR spells them with its own ops).
@@ -460,6 +622,18 @@ LOWERED: dict[str, OpSpec] = {s.op: s for s in [
            lower=_log_softmax_grad),
     OpSpec("SumExt", inputs=1, attr_inputs=(Attr("dim", "raw"), Attr("keepdim", _BOOL),
                                             Attr("dtype", "raw")), lower=_sum_ext),
+    # -- nn.SiLU, nn.BCEWithLogitsLoss, nn.AdaptiveAvgPool2d(1) (2.10 exports; see their
+    # lowerings below for what is supported)
+    OpSpec("SiLUGrad", inputs=2, lower=_silu_grad),
+    *(OpSpec(ms_op, inputs=n, lower=fn,
+             attr_inputs=(Attr("weight", "raw"), Attr("pos_weight", "raw"),
+                          Attr("reduction", "reduction")))
+      for ms_op, n, fn in (("BCEWithLogitsLoss", 2, _bce_with_logits),
+                           ("BinaryCrossEntropyWithLogitsBackward", 3, _bce_with_logits_grad))),
+    OpSpec("AdaptiveAvgPool2D", function=False, inputs=1, attrs=(Attr("output_size", "raw"),),
+           lower=_adaptive_avg_pool),
+    OpSpec("AdaptiveAvgPool2DGrad", function=False, inputs=1,
+           attr_inputs=(Attr("x_shape", "ints"),), lower=_adaptive_avg_pool_grad),
 ]}
 
 OPTABLE: dict[str, OpSpec] = {s.op: s for s in _SPECS}

@@ -409,6 +409,12 @@ ROWS: tuple[Row, ...] = (
     Row("LayerNormGrad", "LayerNormGrad", _layer_norm_grad_to_ir,
         lambda a, ins: {"begin_norm_axis": int(a["begin_norm_axis"]),
                         "begin_params_axis": int(a["begin_params_axis"])}),
+    # nn.SiLU is Lite's swish activation (its gradient is written as Sigmoid / Mul /
+    # ActivationGrad{SIGMOID} / Add: Lite has no SWISH gradient); nn.Embedding's gradient is
+    # UnsortedSegmentSum, num_segments a constant int32 input 2 (nnacl's infer reads it there).
+    _act("SiLU", "Activation", "SWISH"),
+    Row("UnsortedSegmentSum", "UnsortedSegmentSum",
+        const_inputs=(ConstInput(2, "num_segments", scalar=True),)),
 )
 
 BY_IR: dict[str, Row] = {r.ir: r for r in ROWS if r.write}

@@ -207,6 +207,8 @@ PRIMITIVE_TABLES: dict[str, list[Field]] = {
                         F("elementwise_affine", "bool", False),
                         F("begin_params_axis", "long", 0)],
     "LayerNormGrad": [F("begin_norm_axis", "long", 0), F("begin_params_axis", "long", 0)],
+    # nn.Embedding's gradient (ops.fbs: no fields; num_segments is input 2)
+    "UnsortedSegmentSum": [],
 }
 
 TABLES: dict[str, list[Field]] = {
