@@ -200,6 +200,10 @@ PRIMITIVE_TABLES: dict[str, list[Field]] = {
     "SubFusion": _ACT_ONLY,
     "TileFusion": [F("dims", "[long]")],
     "Transpose": [],
+    # tensor slicing (tests/fixtures/reference/slice_momentum): the five masks, ops.fbs order
+    **{name: [F(m, "long", 0) for m in ("begin_mask", "end_mask", "ellipsis_mask",
+                                        "new_axis_mask", "shrink_axis_mask")]
+       for name in ("StridedSlice", "StridedSliceGrad")},
 }
 
 TABLES: dict[str, list[Field]] = {
