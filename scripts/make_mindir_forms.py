@@ -328,6 +328,40 @@ class adam_weight_decay(Identity):
     pass
 
 
+# -- 2.10's ops.split, ops.matmul on 3-D and ops.BatchMatMul ----------------------------------
+@form()
+class split(nn.Cell):
+    """Split(x, axis, output_num) forward, Concat of the pieces' gradients backward."""
+
+    def __init__(self):
+        super().__init__()
+        self.concat = ops.Concat(1)
+
+    def construct(self, x):
+        a, b = ops.split(x, 2, axis=1)
+        return self.concat((a * b, a))
+
+
+@form()
+class matmul_ext(nn.Cell):
+    """ops.matmul of two (2, 2, 2) tensors: MatMulExt forward and backward."""
+
+    def construct(self, x):
+        h = x.reshape(2, 2, 2)
+        return ops.matmul(h, h).reshape(2, 4)
+
+
+@form()
+class batch_matmul(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.bmm = ops.BatchMatMul(transpose_b=True)
+
+    def construct(self, x):
+        h = x.reshape(2, 2, 2)
+        return self.bmm(h, h).reshape(2, 4)
+
+
 def export(name: str, out: Path) -> None:
     ms.set_seed(0)
     cls, label, loss, optimizer = FORMS[name]

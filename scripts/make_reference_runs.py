@@ -229,6 +229,8 @@ class TransposedConvNet(nn.Cell):
 
     def construct(self, x):
         return self.fc(self.flatten(self.relu(self.up(self.relu(self.conv(x))))))
+
+
 class EmbeddingNet(nn.Cell):
     """Embedding(20,4) of 3 int32 tokens -> Flatten -> Dense(12,5): 2.10 exports Gather and,
     as its gradient, UnsortedSegmentSum."""
@@ -257,6 +259,56 @@ class GlobalPoolNet(nn.Cell):
 
     def construct(self, x):
         return self.fc(self.flatten(self.pool(self.relu(self.conv(x)))))
+
+
+class SliceMLP(nn.Cell):
+    """Dense(16,12) -> h[:, 2:8] ReLU + h[:, 1::2] * h[:, -1] -> Dense(6,5): 2.10 exports
+    StridedSlice / StridedSliceGrad with begin / end masks, a step and a shrunk negative
+    integer index. (Not a negative step: 2.10's CPU StridedSliceGrad returns zeros for one,
+    docs/OPS.md.)"""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Dense(16, 12)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Dense(6, 5)
+
+    def construct(self, x):
+        h = self.fc1(x)
+        return self.fc2(self.relu(h[:, 2:8]) + h[:, 1::2] * ops.expand_dims(h[:, -1], 1))
+
+
+class SplitMLP(nn.Cell):
+    """Dense(16,16) -> ops.split into 4 pieces a, b, c, d -> a * Sigmoid(b) + c (d unused)
+    -> Dense(4,5): 2.10 exports Split and a Concat gradient with zeros for d."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Dense(16, 16)
+        self.sigmoid = nn.Sigmoid()
+        self.fc2 = nn.Dense(4, 5)
+
+    def construct(self, x):
+        a, b, c, _ = ops.split(self.fc1(x), 4, axis=1)
+        return self.fc2(a * self.sigmoid(b) + c)
+
+
+class BatchMatMulNet(nn.Cell):
+    """Dense(16,12) -> (8,3,4) -> ops.matmul with a (4,4) weight -> ops.matmul with its own
+    transpose (8,3,4)@(8,4,3) -> (8,9) -> Dense(9,5): 2.10 exports MatMulExt on 3-D @ 2-D and
+    3-D @ 3-D operands, with its Transpose / Reshape gradient forms."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Dense(16, 12)
+        self.w = ms.Parameter(Tensor(np.random.default_rng(5).standard_normal((4, 4))
+                                     .astype(np.float32) * 0.5), name="w")
+        self.fc2 = nn.Dense(9, 5)
+
+    def construct(self, x):
+        h = self.fc1(x).reshape(BATCH, 3, 4)
+        a = ops.matmul(h, self.w)
+        return self.fc2(ops.matmul(a, ops.transpose(h, (0, 2, 1))).reshape(BATCH, 9))
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -405,6 +457,16 @@ def runs():
             **momentum),
         "adaptive_avgpool_momentum": dict(
             net=GlobalPoolNet, loss=SPARSE_MEAN, data=lambda: img8(26), steps=16, **momentum),
+        # tensor slicing, ops.split, batched ops.matmul
+        "slice_momentum": dict(
+            net=SliceMLP, loss=SPARSE_MEAN, data=lambda: vec16(30), steps=16, **momentum),
+        "split_momentum": dict(
+            net=SplitMLP, loss=SPARSE_MEAN, data=lambda: vec16(31), steps=16, **momentum),
+        "batchmatmul_momentum": dict(
+            net=BatchMatMulNet, loss=SPARSE_MEAN, data=lambda: vec16(32), steps=16,
+            # the product of h with itself is cubic in fc1: lr 0.05 diverges by step 14
+            opt=lambda p: nn.Momentum(p, learning_rate=0.02, momentum=0.9),
+            opt_desc={"type": "nn.Momentum", "learning_rate": 0.02, "momentum": 0.9}),
     }
 
 

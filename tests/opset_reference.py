@@ -776,3 +776,65 @@ def _unsorted_segment_sum(ins, a):
         if 0 <= i < n:  # ids outside [0, n) are skipped
             out[i] = out[i] + x[pos]
     return [out]
+
+
+# -- strided slicing and batched products -----------------------------------------------------
+def _strided_positions(shape, a):
+    """Per axis: the positions taken (TensorFlow's canonical begin / end, walked by hand)
+    and whether the axis is kept, from begin / end / strides and the masks."""
+    axes = []
+    for i, dim in enumerate(shape):
+        if i >= len(a["begin"]):
+            axes.append((list(range(dim)), True))
+            continue
+        b, e, s = a["begin"][i], a["end"][i], a["strides"][i]
+        if a["shrink_axis_mask"] >> i & 1:
+            axes.append(([b + dim if b < 0 else b], False))
+            continue
+        if a["begin_mask"] >> i & 1:
+            b = 0 if s > 0 else dim - 1
+        else:
+            b = b + dim if b < 0 else b
+            b = min(max(b, 0), dim) if s > 0 else min(max(b, -1), dim - 1)
+        if a["end_mask"] >> i & 1:
+            e = dim if s > 0 else -1
+        else:
+            e = e + dim if e < 0 else e
+            e = min(max(e, 0), dim) if s > 0 else min(max(e, -1), dim - 1)
+        taken, k = [], b
+        while (k < e) if s > 0 else (k > e):
+            taken.append(k)
+            k += s
+        axes.append((taken, True))
+    return axes
+
+
+@ref("StridedSlice")
+def _strided_slice(ins, a):
+    x = ins[0]
+    axes = _strided_positions(x.shape, a)
+    out = x[np.ix_(*[p for p, _ in axes])]
+    return [out.reshape([len(p) for p, keep in axes if keep]).copy()]
+
+
+@ref("StridedSliceGrad")
+def _strided_slice_grad(ins, a):
+    dout = ins[0]
+    axes = _strided_positions(tuple(a["shapex"]), a)
+    out = np.zeros(a["shapex"], dout.dtype)
+    full = dout.reshape([len(p) for p, _ in axes])
+    for src in np.ndindex(*full.shape):
+        out[tuple(axes[i][0][j] for i, j in enumerate(src))] = full[src]
+    return [out]
+
+
+@ref("BatchMatMul")
+def _batch_matmul(ins, a):
+    x, w = ins
+    x = np.swapaxes(x, -1, -2) if a["transpose_a"] else x
+    w = np.swapaxes(w, -1, -2) if a["transpose_b"] else w
+    batch = np.broadcast_shapes(x.shape[:-2], w.shape[:-2])
+    xb = np.broadcast_to(x, batch + x.shape[-2:]).reshape(-1, *x.shape[-2:])
+    wb = np.broadcast_to(w, batch + w.shape[-2:]).reshape(-1, *w.shape[-2:])
+    out = np.array([np.einsum("ij,jk->ik", p, q) for p, q in zip(xb, wb)])
+    return [out.reshape(batch + (x.shape[-2], w.shape[-1]))]

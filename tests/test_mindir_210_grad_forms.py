@@ -94,3 +94,130 @@ def test_elu_and_fill_round_trip_through_ms(tmp_path):
     want = interpret(g, {g.inputs[0]: xs}, outputs=g.outputs)[0]
     got = interpret(back, {back.inputs[0]: xs}, outputs=back.outputs)[0]
     np.testing.assert_array_equal(got, want)
+
+
+# -- tensor slicing, ops.split, ops.matmul -------------------------------------------------------
+FORMS = Path(__file__).resolve().parent / "fixtures" / "mindir_forms"
+
+
+def test_split_is_read_as_split_with_size_and_its_gradient_concat_keeps_the_zeros():
+    g = mindir.read(REF / "split_momentum" / "train.mindir")
+    (split,) = [n for n in g.nodes if n.op == "SplitWithSize"]
+    assert split.attrs == {"split_size": (4, 4, 4, 4), "dim": 1}
+    (cat,) = [n for n in g.nodes if n.op == "Concat"]
+    assert cat.attrs["axis"] == 1 and len(cat.inputs) == 4
+    # the unused fourth piece: 2.10 feeds its gradient as a constant of zeros
+    assert cat.inputs[3].is_const and not cat.inputs[3].data.any()
+    assert cat.inputs[3].type == TensorType((8, 4), dtypes.float32)
+
+
+def test_matmul_ext_is_matmul_for_2d_operands_and_batch_matmul_otherwise():
+    g = mindir.read(REF / "batchmatmul_momentum" / "train.mindir")
+    ext = [n for n in g.nodes if n.name.split("/")[-1].startswith("MatMulExt")]
+    got = [(n.op, tuple(v.type.shape for v in n.inputs)) for n in ext]
+    assert got == [
+        ("BatchMatMul", ((8, 3, 4), (4, 4))),      # a = h @ w
+        ("BatchMatMul", ((8, 3, 4), (8, 4, 3))),   # a @ h^T
+        ("BatchMatMul", ((8, 3, 3), (8, 3, 4))),   # d(a @ h^T) / da = dout @ h
+        ("MatMul", ((4, 24), (24, 4))),            # dw = h^T @ da over the flattened batch
+        ("BatchMatMul", ((8, 3, 4), (4, 4))),      # dh from a = da @ w^T
+        ("BatchMatMul", ((8, 4, 3), (8, 3, 3))),   # d(h^T) = a^T @ dout
+    ]
+    assert all(n.attrs == {"transpose_a": False, "transpose_b": False} for n in ext)
+
+
+def _lowered(op, shapes, rng):
+    from todkit.formats.mindir.optable import LOWERED
+    g = Graph(op)
+    vals = [g.add_input(f"in{i}", TensorType(s, dtypes.float32)) for i, s in enumerate(shapes)]
+    node = LOWERED[op].lower(g, vals, {}, f"Default/{op}-op0")
+    g.outputs = [node.outputs[0]]
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    (got,) = interpret(g, dict(zip(vals, arrays)), outputs=g.outputs)
+    return g, node, arrays, got
+
+
+def test_matmul_ext_of_1d_operands_matches_numpy_matmul():
+    rng = np.random.default_rng(0)
+    for shapes, ops in [(((4,), (2, 4, 3)), ["Reshape", "BatchMatMul", "Reshape"]),
+                        (((2, 3, 4), (4,)), ["Reshape", "BatchMatMul", "Reshape"]),
+                        (((4,), (4, 3)), ["Reshape", "MatMul", "Reshape"]),
+                        (((3, 4), (4, 5)), ["MatMul"])]:
+        g, node, (x, w), got = _lowered("MatMulExt", shapes, rng)
+        assert [n.op for n in g.nodes] == ops and node.name == "Default/MatMulExt-op0"
+        np.testing.assert_allclose(got, np.matmul(x, w), rtol=1e-6, atol=1e-6)
+
+
+def test_a_strided_slice_with_an_ellipsis_mask_is_refused_naming_the_node(tmp_path):
+    import pytest
+
+    from todkit.core.errors import NotSupportedError
+    from todkit.formats.mindir.schema import load_model
+    m = load_model(FORMS / "concat.mindir")
+    prims = {p.name: p.op_type for p in m.primitives}
+    (node,) = [n for n in m.graph.node if n.op_type.startswith("REF::")
+               and prims[n.op_type[5:]] == "StridedSlice"]
+    # the ellipsis_mask attribute-input (x, begin, end, strides, begin_mask, end_mask, here)
+    # pointed at a Constant 1 of the file (the begin_mask's)
+    node.input[6] = node.input[4]
+    path = tmp_path / "ellipsis.mindir"
+    path.write_bytes(m.SerializeToString())
+    with pytest.raises(NotSupportedError) as e:
+        mindir.read(path)
+    assert "StridedSlice-op0" in str(e.value) and "ellipsis_mask=1" in str(e.value)
+    assert str(path) in str(e.value)
+
+
+def test_slices_and_batched_products_travel_through_ms_with_their_numbers(tmp_path):
+    g = Graph("slices")
+    x = g.add_input("x", TensorType((4, 2, 12), dtypes.float32))
+    w = g.add_const("w", np.linspace(-1, 1, 30, dtype=np.float32).reshape(6, 5), param=True)
+    attrs = {"begin": (0, -1, 1), "end": (0, 0, -3), "strides": (1, 1, 2), "begin_mask": 1,
+             "end_mask": 1, "shrink_axis_mask": 2}
+    s = emit(g, "StridedSlice", [x], attrs, name="ss").outputs[0]            # (4, 4)
+    r = emit(g, "Reshape", [s], {"shape": (2, 2, 4)}, name="r").outputs[0]
+    t = emit(g, "StridedSliceGrad", [r], {"shapex": (2, 2, 12), "begin": (0, 0, 3),
+                                          "end": (0, 0, 7), "strides": (1, 1, 1),
+                                          "begin_mask": 3, "end_mask": 3}, name="ssg").outputs[0]
+    y = emit(g, "StridedSlice", [t], {"begin": (0, 0, 0), "end": (0, 0, 6),
+                                      "strides": (1, 1, 1), "begin_mask": 3, "end_mask": 3},
+             name="ss2").outputs[0]                                           # (2, 2, 6)
+    g.outputs = [emit(g, "BatchMatMul", [y, w], name="bmm").outputs[0]]      # (2, 2, 5)
+    path = tmp_path / "slices.ms"
+    ms.write(g, str(path))
+    back = ms.read(path).graph
+    assert [n.op for n in back.nodes] == ["StridedSlice", "Reshape", "StridedSliceGrad",
+                                          "StridedSlice", "BatchMatMul"]
+    assert back.nodes[0].attrs == {**attrs, "ellipsis_mask": 0, "new_axis_mask": 0}
+    assert back.nodes[2].attrs["shapex"] == (2, 2, 12)
+    xs = np.arange(96, dtype=np.float32).reshape(4, 2, 12)
+    (want,) = interpret(g, {g.inputs[0]: xs}, outputs=g.outputs)
+    (got,) = interpret(back, {back.inputs[0]: xs}, outputs=back.outputs)
+    np.testing.assert_array_equal(got, want)
+    rows = xs[:, 1, 1:9:2].reshape(2, 2, 4)
+    full = np.zeros((2, 2, 12), np.float32)
+    full[:, :, 3:7] = rows
+    np.testing.assert_allclose(want, np.matmul(full[:, :, :6], w.data), rtol=1e-6)
+
+
+def test_a_batched_matmul_fusion_with_a_bias_reads_as_a_bias_on_the_last_axis(tmp_path):
+    from todkit.formats.ms import fbread, fbwrite
+    g = Graph("b")
+    x = g.add_input("x", TensorType((2, 3, 4), dtypes.float32))
+    w = g.add_const("w", np.linspace(-1, 1, 20, dtype=np.float32).reshape(4, 5), param=True)
+    g.outputs = [emit(g, "BatchMatMul", [x, w], name="bmm").outputs[0]]
+    ms.write(g, str(tmp_path / "b.ms"))
+    meta = fbread.decode((tmp_path / "b.ms").read_bytes(), "b")
+    # as Lite's converter fuses an inference bias: a third MatMulFusion input
+    bias = np.arange(5, dtype=np.float32)
+    meta["allTensors"].append({**meta["allTensors"][2], "dims": np.array([5], np.int32),
+                               "data": bias.tobytes(), "name": "bias"})
+    node = meta["nodes"][0]
+    node["inputIndex"] = np.append(node["inputIndex"], len(meta["allTensors"]) - 1)
+    meta["subGraph"][0]["tensorIndices"] = np.arange(len(meta["allTensors"]), dtype=np.uint32)
+    back = ms.read(fbwrite.encode(meta)).graph
+    assert [(n.op, n.attrs.get("data_format")) for n in back.nodes] == \
+        [("BatchMatMul", None), ("BiasAdd", "NHWC")]
+    xs = np.linspace(-2, 2, 24, dtype=np.float32).reshape(2, 3, 4)
+    (got,) = interpret(back, {back.inputs[0]: xs}, outputs=back.outputs)
+    np.testing.assert_allclose(got, xs @ w.data + bias, rtol=1e-6)

@@ -64,6 +64,9 @@ def _normal(v):
 
 # (fixture, op, input types for our writer, IR attrs MindSpore's attribute-inputs map to)
 T24 = TensorType((2, 4), F32)
+# x[:, 1:3] as 2.10 exports it: axis 0 taken whole through the begin and end masks
+SLICE_MASKS = {"begin_mask": 1, "end_mask": 1, "ellipsis_mask": 0, "new_axis_mask": 0,
+               "shrink_axis_mask": 0}
 CHECKED = [
     ("softmax", "Softmax", [T24], {"axis": (-1,)}),
     ("log_softmax", "LogSoftmax", [T24], {"axis": -1}),
@@ -99,6 +102,13 @@ CHECKED = [
     ("sparse_ce_none", "SoftmaxCrossEntropyWithLogits", [T24, T24], {}),
     ("adam_weight_decay", "AdamWeightDecay",
      [T24, T24, T24] + [TensorType((), F32)] * 5 + [T24], {"use_locking": False}),
+    # tensor slicing (concat's x[:, 1:3]) and ops.BatchMatMul
+    ("concat", "StridedSlice", [T24], {"begin": (0, 1), "end": (0, 3), "strides": (1, 1),
+                                        **SLICE_MASKS}),
+    ("concat", "StridedSliceGrad", [TensorType((2, 2), F32)],
+     {"shapex": (2, 4), "begin": (0, 1), "end": (0, 3), "strides": (1, 1), **SLICE_MASKS}),
+    ("batch_matmul", "BatchMatMul", [TensorType((2, 2, 2), F32)] * 2,
+     {"transpose_a": False, "transpose_b": True}),
 ]
 
 
@@ -144,12 +154,12 @@ def test_mindspore_layout_maps_to_our_table_and_our_writer_matches(fixture, op, 
         [("T" if x in ("T", "tuple") else _normal(x)) for x in ins]
 
 
-# Files made only of ops todkit reads: our reader takes the whole train graph. (concat's
-# forward is a StridedSlice and its gradient StridedSliceGrad, which todkit does not read yet;
-# sparse_ce_none needs OneHot's interleaved attribute-inputs.)
+# Files made only of ops todkit reads: our reader takes the whole train graph. (sparse_ce_none
+# needs OneHot's interleaved attribute-inputs.)
 WHOLE = ["adam_weight_decay", "cast", "gelu_tanh", "hsigmoid", "hswish", "log_softmax",
          "maximum_minimum", "nll_loss_primitive", "pow", "reduce_sum", "relu6",
-         "sigmoid_cross_entropy", "smooth_l1_loss", "softmax", "sqrt_exp_log", "squeeze", "tile"]
+         "sigmoid_cross_entropy", "smooth_l1_loss", "softmax", "sqrt_exp_log", "squeeze", "tile",
+         "concat", "split", "matmul_ext", "batch_matmul"]
 
 
 @pytest.mark.parametrize("fixture", WHOLE)

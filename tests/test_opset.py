@@ -376,6 +376,28 @@ CASES = [
         num_segments=4),  # -1 and 7 are out of range: skipped
     row("UnsortedSegmentSum", [F(5), Val([0, 0, 1, 0, 1], np.int32)], num_segments=2),
     row("Gather", [F(4, 3), Val(2, np.int32)], grad=(0,)),
+    # 2.10's tensor indexing (StridedSlice + StridedSliceGrad) and batched ops.matmul
+    row("StridedSlice", [F(4, 12)], grad=(0,), begin=(0, 2), end=(0, 8), strides=(1, 1),
+        begin_mask=1, end_mask=1),
+    row("StridedSlice", [F(4, 12)], grad=(0,), begin=(0, 1), end=(0, 0), strides=(1, 2),
+        begin_mask=1, end_mask=3),
+    row("StridedSlice", [F(3, 2, 12)], grad=(0,), begin=(0, -1, 1), end=(0, 0, -3),
+        strides=(1, 1, 2), begin_mask=1, end_mask=1, shrink_axis_mask=2),
+    row("StridedSlice", [F(5, 7)], grad=(0,), begin=(4, 0), end=(0, 0), strides=(-2, -3),
+        end_mask=1, begin_mask=2),
+    row("StridedSlice", [F(2, 3, 4)], begin=(1,), end=(3,), strides=(1,)),
+    row("StridedSlice", [F(4, 6)], begin=(9, -20), end=(-9, 20), strides=(1, 1)),
+    row("StridedSliceGrad", [F(4, 6)], grad=(0,), shapex=(4, 12), begin=(0, 2), end=(0, 8),
+        strides=(1, 1), begin_mask=1, end_mask=1),
+    row("StridedSliceGrad", [F(3, 4)], grad=(0,), shapex=(3, 2, 12), begin=(0, -1, 1),
+        end=(0, 0, -3), strides=(1, 1, 2), begin_mask=1, end_mask=1, shrink_axis_mask=2),
+    row("BatchMatMul", [F(2, 3, 4), F(4, 5)], grad=(0, 1)),
+    row("BatchMatMul", [F(2, 3, 4), F(2, 4, 5)], grad=(0, 1)),
+    row("BatchMatMul", [F(2, 4, 3), F(1, 5, 4)], grad=(0, 1), transpose_a=True,
+        transpose_b=True),
+    row("BatchMatMul", [F(3, 2), F(2, 2, 4)], grad=(0, 1)),
+    row("BatchMatMul", [F(2, 1, 3, 4), F(3, 5, 4)], grad=(0, 1), transpose_b=True),
+    row("BatchMatMul", [F(2, 4, 3), F(4, 5)], grad=(0, 1), transpose_a=True),
 ]
 
 

@@ -20,6 +20,7 @@ from todkit.opset import (  # noqa: F401
     reduce,
     select,
     shape,
+    slicing,
     softmax,
     unary,
 )

@@ -61,7 +61,9 @@ def multiply_adds(op: str, in_shapes, out_shapes) -> int:
     if op in ("MatMul", "BatchMatMul") and len(in_shapes) >= 2 and out_shapes:
         out = _size(out_shapes[0])
         if out:
-            inner = (_size(in_shapes[0]) * _size(in_shapes[1]) / out) ** 0.5  # (m,k)(k,n)
+            # (m,k)(k,n) of the last two axes, whatever the transposes and batch axes
+            last2 = [_size(s[-2:]) for s in (in_shapes[0], in_shapes[1], out_shapes[0])]
+            inner = (last2[0] * last2[1] / max(1, last2[2])) ** 0.5
             return int(out * inner)
     return 0
 

@@ -24,6 +24,7 @@ from todkit.core.errors import NotSupportedError
 from todkit.ir.graph import Node, TensorType
 from todkit.opset.build import emit
 from todkit.opset.extra_layers import silu_grad
+from todkit.opset.slicing import MASKS, unsupported_masks
 
 # mindspore/core/mindapi/base/format.h (same numbering as the .ms Format enum).
 FORMATS = {0: "NCHW", 1: "NHWC", 15: "NCDHW"}
@@ -119,6 +120,7 @@ class OpSpec:
     generic: bool = False                 # not in this table: attributes under their IR names
     # A MindSpore form the IR spells with its own ops (read only): ``lower(graph, values,
     # attrs, name)`` emits them and returns the node whose outputs stand for the file's.
+    # (On a spec of this table, it reads the op itself with checks of its own: StridedSlice.)
     lower: Callable[..., Node] | None = None
 
     def all_attrs(self) -> tuple[Attr, ...]:
@@ -161,6 +163,22 @@ def _pool(grad: bool) -> OpSpec:
 
 def _first_inputs(n: int):
     return lambda node: [v.type for v in node.inputs[:n]]
+
+
+_SLICE = (Attr("begin", "ints"), Attr("end", "ints"), Attr("strides", "ints"))
+_MASKS = tuple(Attr(m, "int") for m in MASKS)
+
+
+def _strided_slice(op: str, graph, values, attrs, name):
+    """StridedSlice / StridedSliceGrad as they are, once their masks are ones todkit
+    computes: the begin / end / shrink masks of basic slices. MindSpore's Python indexing
+    resolves ``...`` and ``None`` before export, so ellipsis and new-axis masks are refused
+    here, by node."""
+    bad = unsupported_masks(attrs)
+    if bad:
+        raise NotSupportedError(f"node {name!r} ({op}): {bad} is not supported (todkit reads "
+                                "the begin, end and shrink-axis masks of basic slices)")
+    return emit(graph, op, values, attrs, name=name)
 
 
 _SPECS = [
@@ -318,6 +336,21 @@ _SPECS = [
     # SiLU(x); UnsortedSegmentSum(x, segment_ids, num_segments)
     OpSpec("SiLU", inputs=1),
     OpSpec("UnsortedSegmentSum", inputs=2, attr_inputs=(Attr("num_segments", "int"),)),
+    # 2.10's tensor indexing (tests/fixtures/reference/slice_momentum, mindir_forms/concat):
+    # StridedSlice(x, begin, end, strides, five masks) with everything but x attribute-inputs;
+    # StridedSliceGrad(dout, shapex, begin, end, strides), a classic primitive holding the masks.
+    OpSpec("StridedSlice", inputs=1, attr_inputs=_SLICE + _MASKS,
+           lower=lambda graph, values, attrs, name: _strided_slice(
+               "StridedSlice", graph, values, attrs, name)),
+    OpSpec("StridedSliceGrad", function=False, inputs=1,
+           attr_inputs=(Attr("shapex", "ints"),) + _SLICE, attrs=_MASKS,
+           extra=_names(("dy", "shapex", "begin", "end", "strides")),
+           lower=lambda graph, values, attrs, name: _strided_slice(
+               "StridedSliceGrad", graph, values, attrs, name)),
+    # ops.BatchMatMul (2.10: transposes as attribute-inputs, like MatMul); 2.10's ops.matmul
+    # (MatMulExt) is read as MatMul or BatchMatMul by its operands' ranks (LOWERED below).
+    OpSpec("BatchMatMul", inputs=2, instance_name="bmm",
+           attr_inputs=(Attr("transpose_a", _BOOL), Attr("transpose_b", _BOOL))),
 ]
 
 
@@ -587,6 +620,45 @@ def _adaptive_avg_pool_grad(graph, values, attrs, name):
     count = graph.add_const(f"{name}/count", np.array(shape[2] * shape[3], dy.type.dtype.np),
                             unique=True)
     return make("RealDiv", [d, count], "").producer
+def _split(graph, values, attrs, name):
+    """Split(x, axis, output_num) (2.10's ops.split into equal pieces) -> SplitWithSize of
+    output_num equal sizes: Lite's Split either way, and its gradient is the Concat that
+    SplitWithSize's own rule emits (tests/fixtures/reference/split_momentum)."""
+    (x,) = values
+    n, axis = int(attrs["output_num"]), int(attrs["axis"])
+    rank = len(x.type.shape)
+    if not -rank <= axis < rank:
+        raise ValueError(f"Split axis {axis} is out of range for rank {rank}")
+    dim = x.type.shape[axis]
+    if n < 1 or dim % n:
+        raise ValueError(f"Split of an axis of {dim} into {n} equal pieces")
+    return emit(graph, "SplitWithSize", [x], {"split_size": (dim // n,) * n, "dim": axis},
+                name=name)
+
+
+def _matmul_ext(graph, values, attrs, name):
+    """MatMulExt(x, w) (2.10's ops.matmul: NumPy's matmul) -> MatMul when both operands are
+    2-D, BatchMatMul when either has batch axes; a 1-D operand is made a row (x) or a
+    column (w) by a Reshape, and that axis is dropped from the product again."""
+    x, w = values
+    xs, ws = tuple(x.type.shape), tuple(w.type.shape)
+    if not xs or not ws:
+        raise ValueError("MatMulExt of a 0-d operand")
+    xv, wv = x, w
+    if len(xs) == 1:
+        xv = emit(graph, "Reshape", [x], {"shape": (1, xs[0])}, name=f"{name}/row").outputs[0]
+    if len(ws) == 1:
+        wv = emit(graph, "Reshape", [w], {"shape": (ws[0], 1)}, name=f"{name}/col").outputs[0]
+    op = "MatMul" if len(xv.type.shape) == 2 and len(wv.type.shape) == 2 else "BatchMatMul"
+    if xv is x and wv is w:
+        return emit(graph, op, [x, w], name=name)
+    y = emit(graph, op, [xv, wv], name=f"{name}/{op}").outputs[0]
+    shape = y.type.shape
+    if len(xs) == 1:
+        shape = shape[:-2] + shape[-1:]
+    if len(ws) == 1:
+        shape = shape[:-1]
+    return emit(graph, "Reshape", [y], {"shape": shape}, name=name)
 
 
 # Read only: the writer never meets these names (the IR spells them with its own ops).
@@ -634,6 +706,10 @@ LOWERED: dict[str, OpSpec] = {s.op: s for s in [
            lower=_adaptive_avg_pool),
     OpSpec("AdaptiveAvgPool2DGrad", function=False, inputs=1,
            attr_inputs=(Attr("x_shape", "ints"),), lower=_adaptive_avg_pool_grad),
+    # tests/fixtures/reference: split_momentum, batchmatmul_momentum
+    OpSpec("Split", inputs=1, tuple_output=True,
+           attr_inputs=(Attr("axis", "int"), Attr("output_num", "int")), lower=_split),
+    OpSpec("MatMulExt", inputs=2, lower=_matmul_ext),
 ]}
 
 OPTABLE: dict[str, OpSpec] = {s.op: s for s in _SPECS}

@@ -230,6 +230,20 @@ def _layer_norm_grad_to_ir(ms: dict, ins) -> dict:
     if fwd is not None and fwd.op == "LayerNorm":
         out["epsilon"] = float(fwd.attrs["epsilon"])
     return out
+def _matmul_ir(ins) -> str:
+    """MatMulFusion reads as MatMul for 2-D operands, else as BatchMatMul."""
+    return "MatMul" if all(len(v.type.shape) == 2 for v in ins[:2]) else "BatchMatMul"
+
+
+_MASK_NAMES = ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")
+
+
+def _masks_to_ir(ms: dict, ins) -> dict:
+    return {m: int(ms.get(m, 0)) for m in _MASK_NAMES}
+
+
+def _masks_to_ms(a: dict, ins) -> dict:
+    return {m: int(a[m]) for m in _MASK_NAMES}
 
 
 @dataclass(frozen=True)
@@ -252,6 +266,13 @@ class Row:
     fused_activation: bool = False  # member has activation_type the reader splits off
     fused_bias: bool = False  # member may take a bias as its third input
     write: bool = True  # False: read-only alias (the writer uses another member)
+    # The IR op a file node of this row reads as, by its inputs (default: ``ir``): a
+    # MatMulFusion with batch axes is a BatchMatMul. A row only ever picked this way (a
+    # later row of the same member) is the writer's.
+    ir_for: Callable[[list], str] | None = None
+
+    def ir_op(self, inputs) -> str:
+        return self.ir if self.ir_for is None else self.ir_for(inputs)
 
 
 def _act(ir: str, ms: str, kind: str) -> Row:
@@ -262,7 +283,7 @@ def _act(ir: str, ms: str, kind: str) -> Row:
 
 ROWS: tuple[Row, ...] = (
     Row("MatMul", "MatMulFusion", *_same("transpose_a", "transpose_b"),
-        fused_activation=True, fused_bias=True),
+        fused_activation=True, fused_bias=True, ir_for=_matmul_ir),
     Row("BiasAdd", "BiasAdd", _data_format_to_ir, _data_format_to_ms),
     Row("BiasAddGrad", "BiasAddGrad", _bias_grad_to_ir),
     Row("Add", "AddFusion", fused_activation=True),
@@ -415,6 +436,19 @@ ROWS: tuple[Row, ...] = (
     _act("SiLU", "Activation", "SWISH"),
     Row("UnsortedSegmentSum", "UnsortedSegmentSum",
         const_inputs=(ConstInput(2, "num_segments", scalar=True),)),
+    # -- tensor slicing and batched ops.matmul (tests/fixtures/reference: slice_momentum,
+    # batchmatmul_momentum) ------------------------------------------------------------------
+    # Lite's StridedSlice(x, begin, end, strides) and StridedSliceGrad(dy, shapex, begin,
+    # end, strides): the masks are attributes, the rest constant int32 inputs.
+    Row("StridedSlice", "StridedSlice", _masks_to_ir, _masks_to_ms,
+        const_inputs=(ConstInput(1, "begin"), ConstInput(2, "end"), ConstInput(3, "strides"))),
+    Row("StridedSliceGrad", "StridedSliceGrad", _masks_to_ir, _masks_to_ms,
+        const_inputs=(ConstInput(1, "shapex"), ConstInput(2, "begin"), ConstInput(3, "end"),
+                      ConstInput(4, "strides"))),
+    # Lite's MatMulFusion is batched and broadcasting: BatchMatMul writes as it too (a file's
+    # MatMulFusion reads back through the MatMul row's ir_for, by its operands' ranks).
+    Row("BatchMatMul", "MatMulFusion", *_same("transpose_a", "transpose_b"),
+        fused_activation=True, fused_bias=True),
 )
 
 BY_IR: dict[str, Row] = {r.ir: r for r in ROWS if r.write}

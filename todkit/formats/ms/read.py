@@ -364,9 +364,12 @@ class _Builder:
                                   f"{act_name}}} (nodes: {name})", {member: [name]})
         # The chain: the op, then a split-off bias and activation; the file's output tensor
         # names go to the last node, intermediate values get derived names.
-        steps = [(row.ir, inputs, ir_attrs, name)]
+        ir_op = row.ir_op(inputs)
+        steps = [(ir_op, inputs, ir_attrs, name)]
         if bias is not None:
-            fmt = ir_attrs.get("format", "NCHW") if row.ir == "Conv2D" else "NCHW"
+            # a batched product's bias runs along its last axis
+            fmt = ir_attrs.get("format", "NCHW") if ir_op == "Conv2D" else \
+                "NHWC" if ir_op == "BatchMatMul" else "NCHW"
             steps.append(("BiasAdd", [bias], {"data_format": fmt}, f"{name}/BiasAdd"))
         if act != optable.NO_ACTIVATION:
             op = optable.ACTIVATION_OPS[act]

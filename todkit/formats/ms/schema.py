@@ -209,6 +209,10 @@ PRIMITIVE_TABLES: dict[str, list[Field]] = {
     "LayerNormGrad": [F("begin_norm_axis", "long", 0), F("begin_params_axis", "long", 0)],
     # nn.Embedding's gradient (ops.fbs: no fields; num_segments is input 2)
     "UnsortedSegmentSum": [],
+    # tensor slicing (tests/fixtures/reference/slice_momentum): the five masks, ops.fbs order
+    **{name: [F(m, "long", 0) for m in ("begin_mask", "end_mask", "ellipsis_mask",
+                                        "new_axis_mask", "shrink_axis_mask")]
+       for name in ("StridedSlice", "StridedSliceGrad")},
 }
 
 TABLES: dict[str, list[Field]] = {
