@@ -42,3 +42,28 @@ def train_losses(model, steps) -> list[float]:
         model.run_step()
         losses.append(float(loss_value.reshape(-1)[0]))
     return losses
+
+
+def device_against_eager(train_net, x, y, tmp_path, name: str, steps: int = 3):
+    """(device, eager): the losses (flattened per step) of ``steps`` steps of ``train_net``'s
+    export, converted and trained on the device, and of as many eager steps of
+    ``train_net`` itself, both from its current parameters and fed (x, y) as given."""
+    import todkit as M
+    from todkit.converter.convert import convert
+
+    M.export(train_net, M.Tensor(x), M.Tensor(y), file_name=str(tmp_path / name),
+             file_format="MINDIR")
+    model = lite.Model()
+    model.build_from_file(convert(str(tmp_path / f"{name}.mindir"), str(tmp_path / name), True),
+                          lite.ModelType.MINDIR_LITE, lite.Context(), train_cfg=lite.TrainCfg())
+    data, label = model.get_inputs()
+    data.set_data_from_numpy(x)
+    label.set_data_from_numpy(y)
+    model.set_train_mode(True)
+    device = []
+    for _ in range(steps):
+        model.run_step()
+        device.append(model.get_outputs()[0].get_data_to_numpy().reshape(-1).copy())
+    eager = [np.asarray(train_net(M.Tensor(x), M.Tensor(y)).asnumpy()).reshape(-1)
+             for _ in range(steps)]
+    return np.concatenate(device), np.concatenate(eager)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import todkit as M
+from tests.lite_models import device_against_eager
 from todkit import nn
 
 REF = Path(__file__).resolve().parent / "fixtures" / "reference"
@@ -94,9 +95,6 @@ def test_front_end_reproduces_the_mindspore_run(name):
 
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_the_front_end_export_trains_on_the_device_as_it_does_eagerly(name, tmp_path):
-    from todkit import lite
-    from todkit.converter.convert import convert
-
     run = REF / name
     make_net, make_loss, make_opt = RUNS[name]
     M.set_seed(1)
@@ -105,18 +103,5 @@ def test_the_front_end_export_trains_on_the_device_as_it_does_eagerly(name, tmp_
                                 make_opt(net.trainable_params()))
     train.set_train(True)
     x, y = np.load(run / "ref_x.npy")[0], np.load(run / "ref_y.npy")[0]
-    M.export(train, M.Tensor(x), M.Tensor(y), file_name=str(tmp_path / name),
-             file_format="MINDIR")
-    model = lite.Model()
-    model.build_from_file(convert(str(tmp_path / f"{name}.mindir"), str(tmp_path / name), True),
-                          lite.ModelType.MINDIR_LITE, lite.Context(), train_cfg=lite.TrainCfg())
-    data, label = model.get_inputs()
-    data.set_data_from_numpy(x)
-    label.set_data_from_numpy(y)
-    model.set_train_mode(True)
-    device = []
-    for _ in range(3):
-        model.run_step()
-        device.append(float(model.get_outputs()[0].get_data_to_numpy().reshape(-1)[0]))
-    eager = [float(train(M.Tensor(x), M.Tensor(y)).asnumpy()) for _ in range(3)]
+    device, eager = device_against_eager(train, x, y, tmp_path, name)
     np.testing.assert_allclose(device, eager, rtol=1e-5, atol=1e-6)

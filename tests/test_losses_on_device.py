@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import todkit as M
-from todkit import lite, nn
-from todkit.converter.convert import convert
+from tests.lite_models import device_against_eager
+from todkit import nn
 
 LABELS = (np.arange(8) % 5).astype(np.int32)
 ONE_HOT = np.eye(5, dtype=np.float32)[LABELS]
@@ -39,19 +39,5 @@ def test_loss_trains_on_the_device_as_eagerly(name, tmp_path):
     train = nn.TrainOneStepCell(nn.WithLossCell(net, make_loss()),
                                 nn.Momentum(net.trainable_params(), 0.05, 0.9))
     train.set_train(True)
-    M.export(train, M.Tensor(x), M.Tensor(y), file_name=str(tmp_path / name),
-             file_format="MINDIR")
-    model = lite.Model()
-    model.build_from_file(convert(str(tmp_path / f"{name}.mindir"), str(tmp_path / name), True),
-                          lite.ModelType.MINDIR_LITE, lite.Context(), train_cfg=lite.TrainCfg())
-    data, label = model.get_inputs()
-    data.set_data_from_numpy(x)
-    label.set_data_from_numpy(y)
-    model.set_train_mode(True)
-    device = []
-    for _ in range(3):
-        model.run_step()
-        device.append(model.get_outputs()[0].get_data_to_numpy().reshape(-1).copy())
-    eager = [np.asarray(train(M.Tensor(x), M.Tensor(y)).asnumpy()).reshape(-1) for _ in range(3)]
-    np.testing.assert_allclose(np.concatenate(device), np.concatenate(eager), rtol=1e-5,
-                               atol=1e-6)
+    device, eager = device_against_eager(train, x, y, tmp_path, name)
+    np.testing.assert_allclose(device, eager, rtol=1e-5, atol=1e-6)

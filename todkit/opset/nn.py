@@ -39,22 +39,23 @@ class MatMul(OpDef):
             np.matmul(x, w, out=out)
 
     def grad(g, node, douts):
-        (dy,) = douts
         x, w = node.inputs
-        ta, tb = node.attrs["transpose_a"], node.attrs["transpose_b"]
-        # y = op(x) @ op(w): dx = dy @ op(w)^T, dw = op(x)^T @ dy, transposed back if needed.
-        dx = dw = None
-        if g.wants(x):
-            if ta:
-                dx = g.emit("MatMul", [w, dy], transpose_a=tb, transpose_b=True)
-            else:
-                dx = g.emit("MatMul", [dy, w], transpose_a=False, transpose_b=not tb)
-        if g.wants(w):
-            if tb:
-                dw = g.emit("MatMul", [dy, x], transpose_a=True, transpose_b=ta)
-            else:
-                dw = g.emit("MatMul", [x, dy], transpose_a=not ta, transpose_b=False)
-        return [dx, dw]
+        return [product_grad(g, "MatMul", node, douts[0], 0) if g.wants(x) else None,
+                product_grad(g, "MatMul", node, douts[0], 1) if g.wants(w) else None]
+
+
+def product_grad(g, op: str, node, dy, k: int):
+    """The gradient of operand ``k`` of y = op(x) @ op(w) (``op`` MatMul or BatchMatMul, with
+    the node's transposes): dx = dy @ op(w)^T, dw = op(x)^T @ dy, transposed back if needed."""
+    x, w = node.inputs
+    ta, tb = node.attrs["transpose_a"], node.attrs["transpose_b"]
+    if k == 0:
+        if ta:
+            return g.emit(op, [w, dy], transpose_a=tb, transpose_b=True)
+        return g.emit(op, [dy, w], transpose_a=False, transpose_b=not tb)
+    if tb:
+        return g.emit(op, [dy, x], transpose_a=True, transpose_b=ta)
+    return g.emit(op, [x, dy], transpose_a=not ta, transpose_b=False)
 
 
 @op

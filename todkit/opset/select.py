@@ -24,60 +24,13 @@ def _compare_type(ins, a) -> list[TensorType]:
     return [TensorType(out.shape, dtypes.bool_)]
 
 
-def _compare(ufunc):
+def _binary(name: str, ufunc, infer, doc: str) -> type[OpDef]:
+    """Register the element-wise op ``name``: ``ufunc(x, y)`` into the output. No gradient
+    rule: a bool output carries no gradient (Select's rule gives its condition none), so the
+    backward pass never asks one of these for one."""
     def kernel(ins, outs, a, rt):
         ufunc(ins[0], ins[1], out=outs[0])
-    return kernel
-
-
-# No gradient rules: a bool output carries no gradient (Select's rule gives its condition
-# none), so the backward pass never asks a comparison for one.
-@op
-class Less(OpDef):
-    """x < y, element-wise with broadcasting (a bool tensor)."""
-
-    infer = _compare_type
-    kernel = _compare(np.less)
-
-
-@op
-class Greater(OpDef):
-    """x > y, element-wise with broadcasting (a bool tensor)."""
-
-    infer = _compare_type
-    kernel = _compare(np.greater)
-
-
-@op
-class Equal(OpDef):
-    """x == y, element-wise with broadcasting (a bool tensor)."""
-
-    infer = _compare_type
-    kernel = _compare(np.equal)
-
-
-@op
-class GreaterEqual(OpDef):
-    """x >= y, element-wise with broadcasting (a bool tensor; 2.10's Pow gradient)."""
-
-    infer = _compare_type
-    kernel = _compare(np.greater_equal)
-
-
-@op
-class LessEqual(OpDef):
-    """x <= y, element-wise with broadcasting (a bool tensor)."""
-
-    infer = _compare_type
-    kernel = _compare(np.less_equal)
-
-
-@op
-class NotEqual(OpDef):
-    """x != y, element-wise with broadcasting (a bool tensor)."""
-
-    infer = _compare_type
-    kernel = _compare(np.not_equal)
+    return op(type(name, (OpDef,), {"__doc__": doc, "infer": infer, "kernel": kernel}))
 
 
 def _logical_type(ins, a) -> list[TensorType]:
@@ -86,20 +39,15 @@ def _logical_type(ins, a) -> list[TensorType]:
     return _broadcast_type(ins)
 
 
-@op
-class LogicalAnd(OpDef):
-    """x and y (bool tensors, broadcasting; 2.10's Pow gradient)."""
-
-    infer = _logical_type
-    kernel = _compare(np.logical_and)
-
-
-@op
-class LogicalOr(OpDef):
-    """x or y (bool tensors, broadcasting)."""
-
-    infer = _logical_type
-    kernel = _compare(np.logical_or)
+for _name, _ufunc, _sign in (("Less", np.less, "<"), ("Greater", np.greater, ">"),
+                             ("Equal", np.equal, "=="), ("GreaterEqual", np.greater_equal, ">="),
+                             ("LessEqual", np.less_equal, "<="),
+                             ("NotEqual", np.not_equal, "!=")):
+    _binary(_name, _ufunc, _compare_type,
+            f"x {_sign} y, element-wise with broadcasting (a bool tensor).")
+for _name, _ufunc, _word in (("LogicalAnd", np.logical_and, "and"),
+                             ("LogicalOr", np.logical_or, "or")):
+    _binary(_name, _ufunc, _logical_type, f"x {_word} y (bool tensors, broadcasting).")
 
 
 @op

@@ -28,6 +28,7 @@ import numpy as np
 
 from todkit.ir.graph import TensorType
 from todkit.opset.math import sum_to_shape
+from todkit.opset.nn import product_grad
 from todkit.opset.registry import REQUIRED, OpDef, op
 
 MASKS = ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")
@@ -175,11 +176,7 @@ class BatchMatMul(OpDef):
         # over the flattened batch instead (MindSpore 2.10's MatMulExt gradient does too).
         dx = dw = None
         if g.wants(x):
-            if ta:
-                dx = g.emit("BatchMatMul", [w, dy], transpose_a=tb, transpose_b=True)
-            else:
-                dx = g.emit("BatchMatMul", [dy, w], transpose_a=False, transpose_b=not tb)
-            dx = sum_to_shape(g, dx, x.type.shape)
+            dx = sum_to_shape(g, product_grad(g, "BatchMatMul", node, dy, 0), x.type.shape)
         if g.wants(w):
             if len(w.type.shape) == 2 and not ta:
                 k = x.type.shape[-1]
@@ -189,7 +186,5 @@ class BatchMatMul(OpDef):
                 dw = g.emit("MatMul", [dy2, x2], transpose_a=True) if tb else \
                     g.emit("MatMul", [x2, dy2], transpose_a=True)
             else:
-                dw = g.emit("BatchMatMul", [dy, x], transpose_a=True, transpose_b=ta) if tb \
-                    else g.emit("BatchMatMul", [x, dy], transpose_a=not ta, transpose_b=False)
-                dw = sum_to_shape(g, dw, w.type.shape)
+                dw = sum_to_shape(g, product_grad(g, "BatchMatMul", node, dy, 1), w.type.shape)
         return [dx, dw]
