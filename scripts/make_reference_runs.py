@@ -311,6 +311,24 @@ class BatchMatMulNet(nn.Cell):
         return self.fc2(ops.matmul(a, ops.transpose(h, (0, 2, 1))).reshape(BATCH, 9))
 
 
+class GroupNormNet(nn.Cell):
+    """Conv(3,4,3, same) + GroupNorm(2, 4) + ReLU + MaxPool(2, 2) + Flatten + Dense(64,5):
+    2.10 exports GroupNorm(x, num_groups, gamma, beta, eps) and GroupNormGrad(dy, x, mean,
+    rstd, gamma, num_groups, True, True, True)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.norm = nn.GroupNorm(2, 4)
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(kernel_size=2, stride=2)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Dense(4 * 4 * 4, 5)
+
+    def construct(self, x):
+        return self.fc(self.flatten(self.pool(self.relu(self.norm(self.conv(x))))))
+
+
 # -- data ----------------------------------------------------------------------------------
 def class_batches(seed, shape, classes, dense=False, noise=1.0):
     """Per-class prototypes plus noise: learnable, so the losses move. x float32; y int32
@@ -467,6 +485,9 @@ def runs():
             # the product of h with itself is cubic in fc1: lr 0.05 diverges by step 14
             opt=lambda p: nn.Momentum(p, learning_rate=0.02, momentum=0.9),
             opt_desc={"type": "nn.Momentum", "learning_rate": 0.02, "momentum": 0.9}),
+        # nn.GroupNorm (todkit/opset/group_norm.py)
+        "groupnorm_momentum": dict(
+            net=GroupNormNet, loss=SPARSE_MEAN, data=lambda: img8(33), steps=16, **momentum),
     }
 
 

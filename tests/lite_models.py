@@ -57,7 +57,9 @@ def device_against_eager(train_net, x, y, tmp_path, name: str, steps: int = 3):
     model.build_from_file(convert(str(tmp_path / f"{name}.mindir"), str(tmp_path / name), True),
                           lite.ModelType.MINDIR_LITE, lite.Context(), train_cfg=lite.TrainCfg())
     data, label = model.get_inputs()
-    data.set_data_from_numpy(x)
+    # the converter makes a 4-D input NHWC
+    data.set_data_from_numpy(np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x.ndim == 4
+                             and tuple(data.shape) != x.shape else x)
     label.set_data_from_numpy(y)
     model.set_train_mode(True)
     device = []

@@ -838,3 +838,61 @@ def _batch_matmul(ins, a):
     wb = np.broadcast_to(w, batch + w.shape[-2:]).reshape(-1, *w.shape[-2:])
     out = np.array([np.einsum("ij,jk->ik", p, q) for p, q in zip(xb, wb)])
     return [out.reshape(batch + (x.shape[-2], w.shape[-1]))]
+
+
+def _gn_blocks(x, groups):
+    """(N, G, elements per block, per-channel size) of a GroupNorm input."""
+    n, c = x.shape[:2]
+    per_channel = math.prod(x.shape[2:])
+    return n, groups, (c // groups) * per_channel, per_channel
+
+
+@ref("GroupNorm")
+def _group_norm(ins, a):
+    x, gamma, beta = ins
+    n, g, m, s = _gn_blocks(x, a["num_groups"])
+    xf = x.astype(float).reshape(n, g, m)
+    y = np.empty((n, g, m))
+    means, rstds = np.empty((n, g)), np.empty((n, g))
+    for i in range(n):
+        for j in range(g):
+            block = list(xf[i, j])
+            mu = sum(block) / m
+            var = sum((t - mu) ** 2 for t in block) / m
+            rs = 1.0 / math.sqrt(var + a["epsilon"])
+            for k, t in enumerate(block):
+                ch = j * (m // s) + k // s  # channel of element k of group j
+                y[i, j, k] = (t - mu) * rs * gamma[ch] + beta[ch]
+            means[i, j], rstds[i, j] = mu, rs
+    dt = x.dtype
+    return [y.reshape(x.shape).astype(dt), means.astype(dt), rstds.astype(dt)]
+
+
+@ref("GroupNormGrad")
+def _group_norm_grad(ins, a):
+    # The per-group sums of the usual closed form: with ds = sum(dy gamma x) and db = sum(dy
+    # gamma) over the group, dx = rstd gamma dy + c2 x + c3, c2 = (db mean - ds) rstd^3 / M,
+    # c3 = -c2 mean - db rstd / M.
+    dy, x, mean, rstd, gamma = (np.asarray(t, float) for t in ins)
+    n, g, m, s = _gn_blocks(ins[1], a["num_groups"])
+    c = x.shape[1]
+    dyf, xf = dy.reshape(n, c, s), x.reshape(n, c, s)
+    mean, rstd = mean.reshape(n, g), rstd.reshape(n, g)
+    per = c // g
+    dx = np.empty((n, c, s))
+    dgamma, dbeta = np.zeros(c), np.zeros(c)
+    for i in range(n):
+        for j in range(g):
+            chans = range(j * per, (j + 1) * per)
+            ds = sum(dyf[i, ch, k] * gamma[ch] * xf[i, ch, k] for ch in chans for k in range(s))
+            db = sum(dyf[i, ch, k] * gamma[ch] for ch in chans for k in range(s))
+            mu, rs = mean[i, j], rstd[i, j]
+            c2 = (db * mu - ds) * rs ** 3 / m
+            c3 = -c2 * mu - db * rs / m
+            for ch in chans:
+                for k in range(s):
+                    dx[i, ch, k] = rs * gamma[ch] * dyf[i, ch, k] + c2 * xf[i, ch, k] + c3
+                    dgamma[ch] += dyf[i, ch, k] * (xf[i, ch, k] - mu) * rs
+                    dbeta[ch] += dyf[i, ch, k]
+    dt = ins[1].dtype
+    return [dx.reshape(x.shape).astype(dt), dgamma.astype(dt), dbeta.astype(dt)]

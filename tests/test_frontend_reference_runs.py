@@ -1,7 +1,7 @@
 """The front end trains the reference runs' nets (tests/fixtures/reference, recorded with real
 MindSpore 2.10) from MindSpore's initial parameters to MindSpore's losses and final weights:
-the layers whose 2.10 exports todkit reads (ELU, LeakyReLU, LayerNorm, MSELoss, L1Loss,
-Softmax / LogSoftmax) behave as MindSpore's do when todkit itself differentiates them."""
+the layers whose 2.10 exports todkit reads (ELU, LeakyReLU, LayerNorm, GroupNorm, MSELoss,
+L1Loss, Softmax / LogSoftmax) behave as MindSpore's do when todkit itself differentiates them."""
 
 from __future__ import annotations
 
@@ -54,6 +54,20 @@ class GatedLogSoftmax(nn.Cell):
         return self.log_softmax(self.fc2(h * self.softmax(h)))
 
 
+class GroupNormNet(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.norm = nn.GroupNorm(2, 4)
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(kernel_size=2, stride=2)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Dense(4 * 4 * 4, 5)
+
+    def construct(self, x):
+        return self.fc(self.flatten(self.pool(self.relu(self.norm(self.conv(x))))))
+
+
 SPARSE = lambda: nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
 MOMENTUM = lambda p: nn.Momentum(p, learning_rate=0.05, momentum=0.9)
 RUNS = {
@@ -66,6 +80,7 @@ RUNS = {
     "cross_entropy_momentum": (lambda: ActMLP(nn.ReLU()), nn.CrossEntropyLoss, MOMENTUM),
     "nll_logsoftmax_momentum": (lambda: nn.SequentialCell([ActMLP(nn.ReLU()), nn.LogSoftmax()]),
                                 nn.NLLLoss, MOMENTUM),
+    "groupnorm_momentum": (GroupNormNet, SPARSE, MOMENTUM),
 }
 
 

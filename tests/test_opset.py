@@ -398,6 +398,15 @@ CASES = [
     row("BatchMatMul", [F(3, 2), F(2, 2, 4)], grad=(0, 1)),
     row("BatchMatMul", [F(2, 1, 3, 4), F(3, 5, 4)], grad=(0, 1), transpose_b=True),
     row("BatchMatMul", [F(2, 4, 3), F(4, 5)], grad=(0, 1), transpose_a=True),
+    # nn.GroupNorm: channels on axis 1, any rank >= 2
+    row("GroupNorm", [F(2, 4, 3, 3), F(4), F(4)], grad=(0, 1, 2), num_groups=2),
+    row("GroupNorm", [F(3, 6, 5), Pos(6), F(6)], grad=(0, 1), num_groups=3, epsilon=1e-3),
+    row("GroupNorm", [F(4, 3), F(3), F(3)], grad=(0, 2), num_groups=1),
+    row("GroupNorm", [F(2, 4, 2, 2, 2), F(4), F(4)], grad=(0,), num_groups=4),
+    row("GroupNormGrad", [F(2, 4, 3, 3), F(2, 4, 3, 3), F(2, 2), Pos(2, 2), F(4)],
+        num_groups=2),
+    row("GroupNormGrad", [F(3, 6, 5), F(3, 6, 5), F(3, 3), Pos(3, 3), F(6)], num_groups=3,
+        dx_is_require=False),
 ]
 
 
@@ -512,8 +521,15 @@ NO_MINDIR: dict[str, str] = {
     # files are read through optable.LOWERED, and todkit's own graphs never make one.
     "FillV2": "attribute-input before the tensor input",
     "GatherD": "attribute-input (dim) between the tensor inputs",
+    # MindSpore writes GroupNorm(x, num_groups, gamma, beta, eps); todkit writes it in the
+    # generic form and reads both (optable.LOWERED; tests/test_group_norm.py round-trips it).
+    "GroupNorm": "attribute-input (num_groups) between the tensor inputs",
 }
-NO_MS: dict[str, str] = {}
+NO_MS: dict[str, str] = {
+    # Lite has no GroupNormGrad kernel: the converter writes it with Reshape / ReduceMean /
+    # ReduceSum / Sub / Mul / Add / Sqrt / RealDiv (converter/passes.py).
+    "GroupNormGrad": "no Lite kernel; the converter writes it with other ops",
+}
 
 
 def test_every_op_has_a_mindir_and_an_ms_mapping():

@@ -3,6 +3,7 @@
 from todkit.frontend.activation import ELU, GELU, HSwish, LeakyReLU, LogSoftmax, ReLU6, Softmax
 from todkit.frontend.cell import Cell, CellList, SequentialCell
 from todkit.frontend.dropout import Dropout
+from todkit.frontend.group_norm import GroupNorm
 from todkit.frontend.layers import (
     Conv2d,
     Dense,
@@ -48,6 +49,7 @@ __all__ = [
     "Dense",
     "Dropout",
     "Flatten",
+    "GroupNorm",
     "HSwish",
     "L1Loss",
     "LayerNorm",

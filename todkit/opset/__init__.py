@@ -8,6 +8,7 @@ from todkit.opset import (  # noqa: F401
     dropout,
     extra_layers,
     gather_d,
+    group_norm,
     join,
     layer_norm,
     loss,

@@ -351,6 +351,12 @@ _SPECS = [
     # (MatMulExt) is read as MatMul or BatchMatMul by its operands' ranks (LOWERED below).
     OpSpec("BatchMatMul", inputs=2, instance_name="bmm",
            attr_inputs=(Attr("transpose_a", _BOOL), Attr("transpose_b", _BOOL))),
+    # -- nn.GroupNorm in 2.10 (tests/fixtures/reference/groupnorm_momentum): its bprop
+    # GroupNormGrad(dy, x, mean, rstd, gamma, num_groups, dx_is_require, dgamma_is_require,
+    # dbeta_is_require) -> (dx, dgamma, dbeta); GroupNorm itself is read through LOWERED.
+    OpSpec("GroupNormGrad", inputs=5, tuple_output=True,
+           attr_inputs=(Attr("num_groups", "int"), Attr("dx_is_require", _BOOL),
+                        Attr("dgamma_is_require", _BOOL), Attr("dbeta_is_require", _BOOL))),
 ]
 
 
@@ -661,6 +667,32 @@ def _matmul_ext(graph, values, attrs, name):
     return emit(graph, "Reshape", [y], {"shape": shape}, name=name)
 
 
+# -- nn.GroupNorm --------------------------------------------------------------------------
+def _group_norm(graph, values, attrs, name):
+    """GroupNorm as 2.10 writes it, (x, num_groups, gamma, beta, eps) with the two numbers
+    Constant inputs between and after the tensors (which OpSpec cannot place), or as todkit
+    writes it, (x, gamma, beta) with num_groups and epsilon as primitive attributes."""
+    if len(values) == 5:
+        x, groups, gamma, beta, eps = values
+        attrs = {"num_groups": int(_number_input(groups, name, "num_groups", "iu")),
+                 "epsilon": float(_number_input(eps, name, "eps", "f"))}
+    elif len(values) == 3 and "num_groups" in attrs:
+        x, gamma, beta = values
+    else:
+        raise NotSupportedError(f"node {name!r}: GroupNorm with {len(values)} inputs; it takes "
+                                "(x, num_groups, gamma, beta, eps) or (x, gamma, beta)")
+    return emit(graph, "GroupNorm", [x, gamma, beta], attrs, name=name)
+
+
+def _number_input(v, name: str, what: str, kinds: str):
+    """A number given as a Constant among the tensor inputs (GroupNorm's num_groups, eps)."""
+    data = np.asarray(v.data) if v.is_const else None
+    if data is None or data.size != 1 or data.dtype.kind not in kinds:
+        raise NotSupportedError(f"node {name!r}: GroupNorm's {what} must be a constant "
+                                f"{'integer' if 'i' in kinds else 'number'}")
+    return data.reshape(()).item()
+
+
 # Read only: the writer never meets these names (the IR spells them with its own ops).
 LOWERED: dict[str, OpSpec] = {s.op: s for s in [
     *(OpSpec(ms_op, inputs=1, attr_inputs=(Attr("scalar", "number"),),
@@ -710,6 +742,11 @@ LOWERED: dict[str, OpSpec] = {s.op: s for s in [
     OpSpec("Split", inputs=1, tuple_output=True,
            attr_inputs=(Attr("axis", "int"), Attr("output_num", "int")), lower=_split),
     OpSpec("MatMulExt", inputs=2, lower=_matmul_ext),
+    # nn.GroupNorm (tests/fixtures/reference/groupnorm_momentum): GroupNorm's num_groups sits
+    # between its tensors, which OpSpec cannot write, so todkit's writer gives GroupNorm its
+    # generic form (attributes in the primitive); both forms are read here
+    OpSpec("GroupNorm", inputs=None, tuple_output=True,
+           attrs=(Attr("num_groups", "int"), Attr("epsilon", "float")), lower=_group_norm),
 ]}
 
 OPTABLE: dict[str, OpSpec] = {s.op: s for s in _SPECS}

@@ -449,6 +449,15 @@ ROWS: tuple[Row, ...] = (
     # MatMulFusion reads back through the MatMul row's ir_for, by its operands' ranks).
     Row("BatchMatMul", "MatMulFusion", *_same("transpose_a", "transpose_b"),
         fused_activation=True, fused_bias=True),
+    # -- nn.GroupNorm (tests/fixtures/reference/groupnorm_momentum) --------------------------
+    # GroupNorm is GroupNormFusion{num_groups, epsilon, affine} (x, gamma, beta in NCHW). Lite's
+    # kernel writes output 0 only: the IR's mean and rstd outputs stay in the file for the
+    # IR's sake, and nothing in a converted file reads them (GroupNormGrad has no Lite form:
+    # the converter writes it with other ops, recomputing the statistics: converter/passes.py).
+    Row("GroupNorm", "GroupNormFusion",
+        lambda ms, ins: {"num_groups": int(ms["num_groups"]), "epsilon": float(ms["epsilon"])},
+        lambda a, ins: {"num_groups": int(a["num_groups"]), "epsilon": float(a["epsilon"]),
+                        "affine": True}),
 )
 
 BY_IR: dict[str, Row] = {r.ir: r for r in ROWS if r.write}

@@ -213,6 +213,9 @@ PRIMITIVE_TABLES: dict[str, list[Field]] = {
     **{name: [F(m, "long", 0) for m in ("begin_mask", "end_mask", "ellipsis_mask",
                                         "new_axis_mask", "shrink_axis_mask")]
        for name in ("StridedSlice", "StridedSliceGrad")},
+    # nn.GroupNorm's forward (tag 211; nnacl's kernel reads x, gamma, beta whatever affine says)
+    "GroupNormFusion": [F("num_groups", "long", 0), F("epsilon", "float", 1e-5),
+                        F("affine", "bool", True)],
 }
 
 TABLES: dict[str, list[Field]] = {
