@@ -185,20 +185,24 @@ def sign_products_as_abs_grad(graph: Graph) -> None:
 def layout_passes(graph: Graph) -> None:
     """The NHWC conversion and format tags of an inference graph."""
     from todkit.converter.formats import assign_formats
+    from todkit.converter.lite_forms import spell_for_lite
     from todkit.converter.nhwc import to_nhwc
 
     sign_products_as_abs_grad(graph)
     to_nhwc(graph, weight_posts=False)
     order_like_exporter(graph, train=False)
+    spell_for_lite(graph, train=False)  # Dropout2D: removed, as Dropout
     assign_formats(graph)
 
 
 def train_passes(graph: Graph) -> None:
     from todkit.converter.formats import assign_formats
+    from todkit.converter.lite_forms import spell_for_lite
     from todkit.converter.nhwc import to_nhwc
 
     sign_products_as_abs_grad(graph)
     to_nhwc(graph)  # first: whether global_step stays depends on the weights' re-layout
     order_like_exporter(graph)
+    spell_for_lite(graph)  # PReLUGrad, Dropout2D: in their place, after the ordering
     name_tuple_outputs(graph)
     assign_formats(graph)

@@ -213,6 +213,8 @@ PRIMITIVE_TABLES: dict[str, list[Field]] = {
     **{name: [F(m, "long", 0) for m in ("begin_mask", "end_mask", "ellipsis_mask",
                                         "new_axis_mask", "shrink_axis_mask")]
        for name in ("StridedSlice", "StridedSliceGrad")},
+    # nn.PReLU (ops.fbs: the slope is input 1; nnacl also shares it when it has one value)
+    "PReLUFusion": [F("channel_shared", "bool", False)],
 }
 
 TABLES: dict[str, list[Field]] = {
