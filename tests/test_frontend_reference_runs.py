@@ -53,6 +53,21 @@ class GatedLogSoftmax(nn.Cell):
         return self.log_softmax(self.fc2(h * self.softmax(h)))
 
 
+class PReLUNet(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.prelu1 = nn.PReLU(4, [0.1, 0.2, 0.3, 0.4])
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Dense(4 * 8 * 8, 12)
+        self.prelu2 = nn.PReLU()
+        self.fc2 = nn.Dense(12, 5)
+
+    def construct(self, x):
+        h = self.fc1(self.flatten(self.prelu1(self.conv(x))))
+        return self.fc2(self.prelu2(h))
+
+
 SPARSE = lambda: nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
 MOMENTUM = lambda p: nn.Momentum(p, learning_rate=0.05, momentum=0.9)
 RUNS = {
@@ -65,6 +80,9 @@ RUNS = {
     "cross_entropy_momentum": (lambda: ActMLP(nn.ReLU()), nn.CrossEntropyLoss, MOMENTUM),
     "nll_logsoftmax_momentum": (lambda: nn.SequentialCell([ActMLP(nn.ReLU()), nn.LogSoftmax()]),
                                 nn.NLLLoss, MOMENTUM),
+    # nn.PReLU (4-D per-channel and 2-D shared slopes) and nn.Mish
+    "prelu_momentum": (PReLUNet, SPARSE, MOMENTUM),
+    "mish_momentum": (lambda: ActMLP(nn.Mish()), SPARSE, MOMENTUM),
 }
 
 
@@ -111,7 +129,8 @@ def test_the_front_end_export_trains_on_the_device_as_it_does_eagerly(name, tmp_
     model.build_from_file(convert(str(tmp_path / f"{name}.mindir"), str(tmp_path / name), True),
                           lite.ModelType.MINDIR_LITE, lite.Context(), train_cfg=lite.TrainCfg())
     data, label = model.get_inputs()
-    data.set_data_from_numpy(x)
+    # the converter makes 4-D inputs NHWC
+    data.set_data_from_numpy(np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x.ndim == 4 else x)
     label.set_data_from_numpy(y)
     model.set_train_mode(True)
     device = []

@@ -280,3 +280,41 @@ def test_dropout2d_forms_todkit_cannot_run_are_refused_by_node(keep, shape, mess
     with pytest.raises(NotSupportedError, match=f"Default/Dropout2D-op0.*{message}"):
         read_spec("Dropout2D").lower(g, [x], {"keep_prob": keep}, "Default/Dropout2D-op0")
 
+
+# -- the front end -----------------------------------------------------------------------------
+def test_front_end_prelu_takes_mindspores_arguments_and_names():
+    import todkit as M
+    from todkit import nn
+
+    class Net(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.act = nn.PReLU(3, [0.1, 0.2, 0.3])
+
+        def construct(self, x):
+            return self.act(x)
+
+    net = Net()
+    assert [p.name for p in net.trainable_params()] == ["act.w"]
+    np.testing.assert_allclose(net.act.w.asnumpy(), [0.1, 0.2, 0.3])
+    assert nn.PReLU().w.asnumpy().tolist() == [0.25] and nn.PReLU().w.name == "a"
+    x = np.array([[-1.0, 2.0, -3.0], [4.0, -5.0, 0.0]], np.float32)
+    np.testing.assert_allclose(net(M.Tensor(x)).asnumpy(),
+                               [[-0.1, 2.0, -0.9], [4.0, -1.0, 0.0]], rtol=1e-6)
+    with pytest.raises(ValueError, match="length of 'w'"):
+        nn.PReLU(3, [0.1, 0.2])
+    with pytest.raises(ValueError, match="positive int"):
+        nn.PReLU(0)
+    with pytest.raises(TypeError, match="'w' must be"):
+        nn.PReLU(1, 1)
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        nn.PReLU(2, M.Tensor(np.ones(3, np.float32)))
+
+
+def test_front_end_mish_is_x_tanh_softplus():
+    import todkit as M
+    from todkit import nn
+
+    x = np.linspace(-30, 30, 13, dtype=np.float32)
+    got = nn.Mish()(M.Tensor(x)).asnumpy()
+    np.testing.assert_allclose(got, x * np.tanh(np.logaddexp(0, x)), rtol=1e-6, atol=1e-12)
