@@ -362,6 +362,44 @@ class batch_matmul(nn.Cell):
         return self.bmm(h, h).reshape(2, 4)
 
 
+# -- nn.PReLU, nn.Mish, nn.Dropout2d ----------------------------------------------------------
+@form()
+class prelu(nn.Cell):
+    """nn.PReLU() (one shared weight): PReLU(x, w) forward, PReLUGrad(dy, x, w) backward."""
+
+    def __init__(self):
+        super().__init__()
+        self.op = nn.PReLU()
+
+    def construct(self, x):
+        return self.op(x)
+
+
+@form()
+class mish(nn.Cell):
+    """nn.Mish: Mish(x) forward; Softplus, Tanh, TanhGrad, SoftplusGrad backward."""
+
+    def __init__(self):
+        super().__init__()
+        self.op = nn.Mish()
+
+    def construct(self, x):
+        return self.op(x)
+
+
+@form()
+class dropout2d(nn.Cell):
+    """nn.Dropout2d(p=0.5) on the Dense output seen as (2, 2, 1, 2): Dropout2D{keep_prob}
+    forward, Cast(mask) * Muls(dout, 2) backward."""
+
+    def __init__(self):
+        super().__init__()
+        self.op = nn.Dropout2d(p=0.5)
+
+    def construct(self, x):
+        return self.op(x.reshape(2, 2, 1, 2)).reshape(2, 4)
+
+
 def export(name: str, out: Path) -> None:
     ms.set_seed(0)
     cls, label, loss, optimizer = FORMS[name]

@@ -329,6 +329,45 @@ class GroupNormNet(nn.Cell):
         return self.fc(self.flatten(self.pool(self.relu(self.norm(self.conv(x))))))
 
 
+# -- nn.PReLU, nn.Mish, nn.Dropout2d (todkit/opset/more_activations.py) ---------------------
+class PReLUNet(nn.Cell):
+    """Conv(3,4,3, same) + PReLU(4, w=[0.1, 0.2, 0.3, 0.4]) + Flatten + Dense(256,12) + PReLU()
+    (one shared w, 0.25) + Dense(12,5): 2.10 exports PReLU(x, w) and PReLUGrad(dy, x, w) ->
+    (dx, dw) for a 4-D input with a weight per channel and a 2-D input with a shared one."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.prelu1 = nn.PReLU(4, [0.1, 0.2, 0.3, 0.4])
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Dense(4 * 8 * 8, 12)
+        self.prelu2 = nn.PReLU()
+        self.fc2 = nn.Dense(12, 5)
+
+    def construct(self, x):
+        h = self.fc1(self.flatten(self.prelu1(self.conv(x))))
+        return self.fc2(self.prelu2(h))
+
+
+class ChannelDropoutNet(nn.Cell):
+    """Conv(3,4,3, same) + ReLU + ops.Dropout2D(keep_prob=1.0) + Flatten + Dense(256,5): 2.10
+    exports Dropout2D{keep_prob} -> (y, bool mask) and, as its gradient, Cast(mask) *
+    Muls(dout, 1 / keep_prob). (nn.Dropout2d(p=0) returns its input without the op; keep_prob
+    1 keeps the run deterministic, as the random masks of MindSpore and todkit differ.)"""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.relu = nn.ReLU()
+        self.dropout = ops.Dropout2D(keep_prob=1.0)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Dense(4 * 8 * 8, 5)
+
+    def construct(self, x):
+        h, _ = self.dropout(self.relu(self.conv(x)))
+        return self.fc(self.flatten(h))
+
+
 # -- data ----------------------------------------------------------------------------------
 def class_batches(seed, shape, classes, dense=False, noise=1.0):
     """Per-class prototypes plus noise: learnable, so the losses move. x float32; y int32
@@ -488,6 +527,19 @@ def runs():
         # nn.GroupNorm (todkit/opset/group_norm.py)
         "groupnorm_momentum": dict(
             net=GroupNormNet, loss=SPARSE_MEAN, data=lambda: img8(33), steps=16, **momentum),
+        # nn.PReLU, nn.Mish, nn.Dropout2d (todkit/opset/more_activations.py,
+        # formats/mindir/optable.LOWERED, converter/lite_forms.py)
+        "prelu_momentum": dict(
+            net=PReLUNet, loss=SPARSE_MEAN, data=lambda: img8(33), steps=16, **momentum),
+        "mish_momentum": dict(
+            net_desc="Dense(16,12) + Mish() + Dense(12,5)",
+            net=lambda: ActMLP(nn.Mish()), loss=SPARSE_MEAN, data=lambda: vec16(34), steps=16,
+            **momentum),
+        "dropout2d_momentum": dict(
+            net=ChannelDropoutNet, loss=SPARSE_MEAN, data=lambda: img8(35), steps=16,
+            # lr 0.05 drives the loss to 4e-5 by step 16, where float32 rounding dominates
+            opt=lambda p: nn.Momentum(p, learning_rate=0.01, momentum=0.9),
+            opt_desc={"type": "nn.Momentum", "learning_rate": 0.01, "momentum": 0.9}),
     }
 
 

@@ -896,3 +896,49 @@ def _group_norm_grad(ins, a):
                     dbeta[ch] += dyf[i, ch, k]
     dt = ins[1].dtype
     return [dx.reshape(x.shape).astype(dt), dgamma.astype(dt), dbeta.astype(dt)]
+# -- nn.PReLU, nn.Mish (Softplus) and nn.Dropout2d (todkit/opset/more_activations.py) --------
+ref("Softplus")(lambda ins, a: [_pw(
+    lambda v: v + math.log1p(math.exp(-v)) if v > 0 else math.log1p(math.exp(v)))(ins[0])])
+
+
+def _prelu_channel(idx, w, a):
+    """The slope index of element ``idx``: 0 for a shared slope, else its channel."""
+    if w.size == 1:
+        return 0
+    return idx[-1] if a["data_format"] == "NHWC" else idx[1]
+
+
+@ref("PReLU")
+def _prelu(ins, a):
+    x, w = ins
+    out = np.empty_like(x)
+    for idx in np.ndindex(x.shape):
+        v = float(x[idx])
+        out[idx] = v if v > 0 else float(w[_prelu_channel(idx, w, a)]) * v
+    return [out]
+
+
+@ref("PReLUGrad")
+def _prelu_grad(ins, a):
+    dy, x, w = ins
+    dx = np.empty_like(x)
+    dw = [0.0] * w.size
+    for idx in np.ndindex(x.shape):
+        c = _prelu_channel(idx, w, a)
+        if x[idx] > 0:
+            dx[idx] = dy[idx]
+        else:
+            dx[idx] = float(w[c]) * float(dy[idx])
+            dw[c] += float(dy[idx]) * float(x[idx])
+    return [dx, np.array(dw, w.dtype)]
+
+
+@ref("Dropout2D")
+def _dropout2d(ins, a):
+    x, keep = ins[0], a["keep_prob"]
+    mask = np.ones(x.shape, bool)
+    if keep < 1.0:
+        planes = np.random.default_rng(0).random(x.shape[:2]) < keep
+        for n, c in np.ndindex(x.shape[:2]):
+            mask[n, c] = planes[n, c]
+    return [(x * mask / keep).astype(x.dtype), mask]

@@ -68,6 +68,21 @@ class GroupNormNet(nn.Cell):
         return self.fc(self.flatten(self.pool(self.relu(self.norm(self.conv(x))))))
 
 
+class PReLUNet(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.prelu1 = nn.PReLU(4, [0.1, 0.2, 0.3, 0.4])
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Dense(4 * 8 * 8, 12)
+        self.prelu2 = nn.PReLU()
+        self.fc2 = nn.Dense(12, 5)
+
+    def construct(self, x):
+        h = self.fc1(self.flatten(self.prelu1(self.conv(x))))
+        return self.fc2(self.prelu2(h))
+
+
 SPARSE = lambda: nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
 MOMENTUM = lambda p: nn.Momentum(p, learning_rate=0.05, momentum=0.9)
 RUNS = {
@@ -81,6 +96,9 @@ RUNS = {
     "nll_logsoftmax_momentum": (lambda: nn.SequentialCell([ActMLP(nn.ReLU()), nn.LogSoftmax()]),
                                 nn.NLLLoss, MOMENTUM),
     "groupnorm_momentum": (GroupNormNet, SPARSE, MOMENTUM),
+    # nn.PReLU (4-D per-channel and 2-D shared slopes) and nn.Mish
+    "prelu_momentum": (PReLUNet, SPARSE, MOMENTUM),
+    "mish_momentum": (lambda: ActMLP(nn.Mish()), SPARSE, MOMENTUM),
 }
 
 

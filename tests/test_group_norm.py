@@ -16,7 +16,7 @@ import pytest
 import todkit as M
 from todkit import lite, nn
 from todkit.converter.convert import convert
-from todkit.converter.passes import group_norm_grads_with_lite_ops
+from todkit.converter.lite_forms import group_norm_grads_with_lite_ops
 from todkit.core import dtypes
 from todkit.core.errors import InferShapeError, NotSupportedError
 from todkit.formats import mindir, ms

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from todkit.converter.passes import sign_products_as_abs_grad
+from todkit.converter.lite_forms import sign_products_as_abs_grad
 from todkit.core import dtypes
 from todkit.formats import mindir, ms
 from todkit.ir.graph import Graph, TensorType

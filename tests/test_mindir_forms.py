@@ -109,6 +109,11 @@ CHECKED = [
      {"shapex": (2, 4), "begin": (0, 1), "end": (0, 3), "strides": (1, 1), **SLICE_MASKS}),
     ("batch_matmul", "BatchMatMul", [TensorType((2, 2, 2), F32)] * 2,
      {"transpose_a": False, "transpose_b": True}),
+    # nn.PReLU, nn.Mish (its gradient's Softplus), nn.Dropout2d
+    ("prelu", "PReLU", [T24, TensorType((1,), F32)], {}),
+    ("prelu", "PReLUGrad", [T24, T24, TensorType((1,), F32)], {}),
+    ("mish", "Softplus", [T24], {}),
+    ("dropout2d", "Dropout2D", [TensorType((2, 2, 1, 2), F32)], {"keep_prob": 0.5}),
 ]
 
 
@@ -159,7 +164,7 @@ def test_mindspore_layout_maps_to_our_table_and_our_writer_matches(fixture, op, 
 WHOLE = ["adam_weight_decay", "cast", "gelu_tanh", "hsigmoid", "hswish", "log_softmax",
          "maximum_minimum", "nll_loss_primitive", "pow", "reduce_sum", "relu6",
          "sigmoid_cross_entropy", "smooth_l1_loss", "softmax", "sqrt_exp_log", "squeeze", "tile",
-         "concat", "split", "matmul_ext", "batch_matmul"]
+         "concat", "split", "matmul_ext", "batch_matmul", "prelu", "mish", "dropout2d"]
 
 
 @pytest.mark.parametrize("fixture", WHOLE)

@@ -407,6 +407,23 @@ CASES = [
         num_groups=2),
     row("GroupNormGrad", [F(3, 6, 5), F(3, 6, 5), F(3, 3), Pos(3, 3), F(6)], num_groups=3,
         dx_is_require=False),
+    # nn.PReLU, nn.Mish (Softplus), nn.Dropout2d (opset/more_activations.py)
+    row("Softplus", [F(3, 4)], grad=(0,)),
+    row("Softplus", [Val([-1000.0, -100.0, -20.0, -1.0, 0.0, 1.0, 20.0, 100.0, 1000.0])]),
+    row("PReLU", [Away(4, 3), Unit(3)], grad=(0, 1)),
+    row("PReLU", [Away(2, 3, 2, 2), Unit(3)], grad=(0, 1)),
+    row("PReLU", [Away(2, 3, 2, 2), Unit(1)], grad=(0, 1)),
+    row("PReLU", [Away(2, 2, 2, 3), Unit(3)], grad=(0, 1), data_format="NHWC"),
+    row("PReLU", [Away(2, 3, 4), Val([2.0, -0.5, 0.25])], grad=(0, 1)),
+    row("PReLU", [Away(5), Unit(1)], grad=(0, 1)),
+    row("PReLU", [Val([[-1.0, 0.0, 2.0]]), Val([0.25])]),
+    row("PReLUGrad", [F(4, 3), Away(4, 3), Unit(3)]),
+    row("PReLUGrad", [F(2, 3, 2, 2), Away(2, 3, 2, 2), Unit(3)]),
+    row("PReLUGrad", [F(2, 2, 2, 3), Away(2, 2, 2, 3), Unit(3)], data_format="NHWC"),
+    row("PReLUGrad", [F(2, 3, 2, 2), Away(2, 3, 2, 2), Unit(1)]),
+    row("PReLUGrad", [Val([[1.0, 1.0, 1.0]]), Val([[-1.0, 0.0, 2.0]]), Val([0.25])]),
+    row("Dropout2D", [F(3, 4, 2, 2)], grad=(0,), keep_prob=0.6),
+    row("Dropout2D", [F(2, 3, 2, 2)], grad=(0,), keep_prob=1.0),
 ]
 
 
@@ -529,6 +546,10 @@ NO_MS: dict[str, str] = {
     # Lite has no GroupNormGrad kernel: the converter writes it with Reshape / ReduceMean /
     # ReduceSum / Sub / Mul / Add / Sqrt / RealDiv (converter/passes.py).
     "GroupNormGrad": "no Lite kernel; the converter writes it with other ops",
+    # Lite has no kernel for either: the converter writes them with other ops
+    # (converter/lite_forms.py; tests/test_more_activations.py)
+    "PReLUGrad": "written as Greater / Select / Mul / ReduceSum by the converter",
+    "Dropout2D": "written as Dropout over ones [N, C, 1, 1] and Mul by the converter",
 }
 
 
@@ -737,6 +758,14 @@ BAD = [
      "leading part"),
     ("UnsortedSegmentSum", [_t(6, 3), _t(6, dt=dtypes.int32)], {"num_segments": 0},
      "positive"),
+    ("PReLU", [_t(4, 3), _t(4)], {}, "3 channels"),
+    ("PReLU", [_t(2, 3, 2, 2), _t(3)], {"data_format": "NHWC"}, "2 channels"),
+    ("PReLU", [_t(4, 3), _t(3, 1)], {}, "must be 1-D"),
+    ("PReLU", [_t(5), _t(5)], {}, "rank >= 2"),
+    ("PReLU", [_t(4, 3), _t(3, dt=dtypes.float64)], {}, "one float dtype"),
+    ("PReLUGrad", [_t(4, 3), _t(4, 2), _t(1)], {}, "differ"),
+    ("Dropout2D", [_t(4, 3)], {}, "4-D"),
+    ("Dropout2D", [_t(1, 2, 3, 3)], {"keep_prob": 0.0}, "keep_prob"),
 ]
 
 

@@ -41,6 +41,8 @@ TO_NHWC = {
     "AvgPool": ("format", None), "AvgPoolGrad": ("format", None),
     "BatchNorm": ("data_format", None), "BatchNormGrad": ("data_format", None),
     "BiasAdd": ("data_format", None), "BiasAddGrad": ("data_format", None),
+    # PReLUFusion is in the real converter's NHWCOpMap (its slope runs along the last axis)
+    "PReLU": ("data_format", None),
 }
 # Outputs laid out like a convolution weight (KHWC), not like an activation.
 WEIGHT_SHAPED_OUTPUT = ("Conv2DBackpropFilter",)
@@ -48,7 +50,7 @@ ELEMENTWISE = {
     "ReLU", "ReLU6", "Sigmoid", "Tanh", "HSigmoid", "HSwish", "Exp", "Log", "Neg", "Sqrt",
     "Dropout", "ReluGrad", "ReLU6Grad", "SigmoidGrad", "TanhGrad", "HSigmoidGrad",
     "HSwishGrad", "SqrtGrad", "DropoutGrad", "Add", "Sub", "Mul", "RealDiv", "Maximum",
-    "Minimum", "AddN", "SiLU",
+    "Minimum", "AddN", "SiLU", "Softplus",
 }
 # The real converter's "dynamic format" ops (``DynamicFormatOpList`` in
 # tools/optimizer/common/format_utils.cc) that have an axis-like attribute: run NHWC, the

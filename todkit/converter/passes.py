@@ -159,89 +159,37 @@ def _walk_order(graph: Graph) -> None:
     graph.nodes = order
 
 
-def sign_products_as_abs_grad(graph: Graph) -> None:
-    """MindSpore 2.10 exports L1Loss's gradient as Mul(dout, Sign(x)); Lite has no Sign kernel
-    but AbsGrad(x, dout) = dout * sign(x), the same products. Each such pair (Sign read only
-    by that Mul, operands of one shape) becomes one AbsGrad node in the Mul's place."""
-    dead = []
-    for sign in graph.nodes:
-        if sign.op != "Sign":
-            continue
-        y = sign.outputs[0]
-        if len(y.users) != 1 or y in graph.outputs or y.users[0].op != "Mul":
-            continue
-        mul = y.users[0]
-        other = mul.inputs[1] if mul.inputs[0] is y else mul.inputs[0]
-        x = sign.inputs[0]
-        if other is y or other.type != y.type or mul.outputs[0].type != y.type:
-            continue
-        mul.op, mul.attrs, mul.inputs = "AbsGrad", {}, [x, other]
-        x.users.append(mul)
-        y.users = []
-        dead.append(sign)
-    graph.remove_nodes(dead)
+def spell_grads_for_lite(graph: Graph) -> None:
+    from todkit.converter.lite_forms import (
+        group_norm_grads_with_lite_ops,
+        sign_products_as_abs_grad,
+    )
 
-
-def group_norm_grads_with_lite_ops(graph: Graph) -> None:
-    """MindSpore Lite has no GroupNormGrad kernel, and its GroupNormFusion does not output the
-    mean and rstd that MindSpore's GroupNormGrad reads. Each GroupNormGrad is written with ops
-    Lite has (``opset.group_norm.group_norm_grad_ops``: Reshape, ReduceMean, ReduceSum, Sub,
-    Mul, Add, Sqrt, RealDiv), in its place and named under it (so they stay gradient nodes);
-    when its statistics are outputs 1 and 2 of a GroupNorm of the same x and groups, they are
-    recomputed from x with that GroupNorm's epsilon, else the given ones are used."""
-    import numpy as np
-
-    from todkit.opset import emit
-    from todkit.opset.group_norm import group_norm_grad_ops
-
-    for gng in [n for n in graph.nodes if n.op == "GroupNormGrad"]:
-        dy, x, mean, rstd, gamma = gng.inputs
-        groups = int(gng.attrs["num_groups"])
-        fwd = mean.producer
-        own_stats = fwd is not None and fwd.op == "GroupNorm" and rstd.producer is fwd \
-            and mean.index == 1 and rstd.index == 2 and fwd.inputs[0] is x \
-            and int(fwd.attrs["num_groups"]) == groups
-        at = graph.nodes.index(gng)
-        before = len(graph.nodes)
-
-        def make(op, inputs, suffix, gng=gng, **attrs):
-            return emit(graph, op, inputs, attrs, name=f"{gng.name}/{suffix}").outputs[0]
-
-        def const(data, suffix, gng=gng):
-            return graph.add_const(f"{gng.name}/{suffix}", np.asarray(data), unique=True)
-
-        want = [bool(o.users) or o in graph.outputs for o in gng.outputs]
-        new = group_norm_grad_ops(
-            make, const, dy, x, gamma, groups, stats=None if own_stats else (mean, rstd),
-            epsilon=float(fwd.attrs["epsilon"]) if own_stats else None, want=want)
-        for old, value in zip(gng.outputs, new):
-            if value is not None:
-                graph.replace_uses(old, value)
-        made = graph.nodes[before:]
-        del graph.nodes[before:]
-        graph.nodes[at:at] = made
-        graph.remove_nodes([gng])
+    sign_products_as_abs_grad(graph)
+    group_norm_grads_with_lite_ops(graph)
 
 
 def layout_passes(graph: Graph) -> None:
     """The NHWC conversion and format tags of an inference graph."""
     from todkit.converter.formats import assign_formats
+    from todkit.converter.lite_forms import spell_for_lite
     from todkit.converter.nhwc import to_nhwc
 
-    sign_products_as_abs_grad(graph)
-    group_norm_grads_with_lite_ops(graph)
+    spell_grads_for_lite(graph)
     to_nhwc(graph, weight_posts=False)
     order_like_exporter(graph, train=False)
+    spell_for_lite(graph, train=False)  # Dropout2D: removed, as Dropout
     assign_formats(graph)
 
 
 def train_passes(graph: Graph) -> None:
     from todkit.converter.formats import assign_formats
+    from todkit.converter.lite_forms import spell_for_lite
     from todkit.converter.nhwc import to_nhwc
 
-    sign_products_as_abs_grad(graph)
-    group_norm_grads_with_lite_ops(graph)
-    to_nhwc(graph)  # first: whether global_step stays depends on the weights' re-layout
+    spell_grads_for_lite(graph)  # before the layout: they are written in MindSpore's NCHW
+    to_nhwc(graph)  # before the ordering: whether global_step stays depends on the re-layout
     order_like_exporter(graph)
+    spell_for_lite(graph)  # PReLUGrad, Dropout2D: in their place, after the ordering
     name_tuple_outputs(graph)
     assign_formats(graph)

@@ -25,6 +25,7 @@ from todkit.frontend.losses import (
     SmoothL1Loss,
     SoftmaxCrossEntropyWithLogits,
 )
+from todkit.frontend.more_activations import Mish, PReLU
 from todkit.frontend.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from todkit.frontend.optimizers import SGD, Adam, AdamWeightDecay, Momentum, Optimizer
 from todkit.frontend.pooling import AdaptiveAvgPool2d, AvgPool2d
@@ -58,9 +59,11 @@ __all__ = [
     "LossBase",
     "MSELoss",
     "MaxPool2d",
+    "Mish",
     "Momentum",
     "NLLLoss",
     "Optimizer",
+    "PReLU",
     "ReLU",
     "ReLU6",
     "SequentialCell",

@@ -2,6 +2,8 @@
 that runs eagerly or adds a node to the graph being traced (todkit/frontend/primitives.py and
 primitives_ext.py)."""
 
+from todkit.frontend.more_activations import PReLUPrim as PReLU
+from todkit.frontend.more_activations import Softplus
 from todkit.frontend.primitives import (
     GELU,
     SGD,
@@ -100,6 +102,7 @@ __all__ = [
     "NLLLoss",
     "Neg",
     "OneHot",
+    "PReLU",
     "Pad",
     "Pow",
     "Primitive",
@@ -115,6 +118,7 @@ __all__ = [
     "SmoothL1Loss",
     "Softmax",
     "SoftmaxCrossEntropyWithLogits",
+    "Softplus",
     "SparseSoftmaxCrossEntropyWithLogits",
     "Sqrt",
     "Square",

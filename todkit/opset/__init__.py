@@ -14,6 +14,7 @@ from todkit.opset import (  # noqa: F401
     loss,
     loss_elementwise,
     math,
+    more_activations,
     nn,
     norm,
     optim,

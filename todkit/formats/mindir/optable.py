@@ -24,6 +24,7 @@ from todkit.core.errors import NotSupportedError
 from todkit.ir.graph import Node, TensorType
 from todkit.opset.build import emit
 from todkit.opset.extra_layers import silu_grad
+from todkit.opset.more_activations import mish, softplus_grad
 from todkit.opset.slicing import MASKS, unsupported_masks
 
 # mindspore/core/mindapi/base/format.h (same numbering as the .ms Format enum).
@@ -357,6 +358,18 @@ _SPECS = [
     OpSpec("GroupNormGrad", inputs=5, tuple_output=True,
            attr_inputs=(Attr("num_groups", "int"), Attr("dx_is_require", _BOOL),
                         Attr("dgamma_is_require", _BOOL), Attr("dbeta_is_require", _BOOL))),
+    # -- nn.PReLU, nn.Mish, nn.Dropout2d in 2.10 exports (opset/more_activations.py;
+    # tests/fixtures/reference: prelu_momentum, mish_momentum, dropout2d_momentum).
+    # PReLU(x, w) and PReLUGrad(dy, x, w) -> (dx, dw) have no attributes: the IR's
+    # data_format (the channel axis, NHWC only once the converter re-lays a graph out) is not
+    # written, as MINDIR graphs are NCHW. Softplus is the classic primitive of 2.10's Mish
+    # gradient; Dropout2D{keep_prob} -> (y, bool mask) is a classic one too.
+    OpSpec("PReLU", inputs=2, extra={"data_format": lambda a: None}, instance_name="prelu"),
+    OpSpec("PReLUGrad", inputs=3, tuple_output=True, extra={"data_format": lambda a: None}),
+    OpSpec("Softplus", function=False, inputs=1, extra=_names(("x",))),
+    OpSpec("Dropout2D", function=False, inputs=1, tuple_output=True,
+           attrs=(Attr("keep_prob", "float"),), instance_name="dropout2d",
+           lower=lambda graph, values, attrs, name: _dropout2d(graph, values, attrs, name)),
 ]
 
 
@@ -691,6 +704,32 @@ def _number_input(v, name: str, what: str, kinds: str):
         raise NotSupportedError(f"node {name!r}: GroupNorm's {what} must be a constant "
                                 f"{'integer' if 'i' in kinds else 'number'}")
     return data.reshape(()).item()
+# -- nn.Mish and nn.Dropout2d as 2.10 exports them (opset/more_activations.py) ---------------
+def _dropout2d(graph, values, attrs, name):
+    """Dropout2D as it is, once it is a form todkit runs: an NCHW input and a keep_prob in
+    (0, 1] (nn.Dropout2d(p=1.0) exports keep_prob 0: every channel dropped, and MindSpore's
+    scale 1 / keep_prob undefined)."""
+    (x,) = values
+    keep = attrs.get("keep_prob", 0.5)
+    if not 0.0 < float(keep) <= 1.0:
+        raise NotSupportedError(f"node {name!r} (Dropout2D): keep_prob {keep} is not "
+                                "supported (only 0 < keep_prob <= 1)")
+    if len(x.type.shape) != 4:
+        raise NotSupportedError(f"node {name!r} (Dropout2D): a {len(x.type.shape)}-D input is "
+                                "not supported (only NCHW 4-D)")
+    return emit(graph, "Dropout2D", values, attrs, name=name)
+
+
+def _mish(graph, values, attrs, name):
+    """Mish(x) -> Mul(x, Tanh(Softplus(x))): Lite has Softplus and Tanh activations, no Mish
+    (2.10's own Mish gradient recomputes the same Softplus and Tanh)."""
+    return mish(_namer(graph, name), values[0]).producer
+
+
+def _softplus_grad(graph, values, attrs, name):
+    """SoftplusGrad(dy, x) -> Mul(dy, Sigmoid(x)): Lite's ActivationGrad has no SOFTPLUS."""
+    dy, x = values
+    return softplus_grad(_namer(graph, name), x, dy).producer
 
 
 # Read only: the writer never meets these names (the IR spells them with its own ops).
@@ -747,6 +786,10 @@ LOWERED: dict[str, OpSpec] = {s.op: s for s in [
     # generic form (attributes in the primitive); both forms are read here
     OpSpec("GroupNorm", inputs=None, tuple_output=True,
            attrs=(Attr("num_groups", "int"), Attr("epsilon", "float")), lower=_group_norm),
+    # nn.Mish: Lite has no MISH activation nor a Softplus gradient kernel
+    # (tests/fixtures/reference/mish_momentum)
+    OpSpec("Mish", function=False, inputs=1, lower=_mish),
+    OpSpec("SoftplusGrad", function=False, inputs=2, lower=_softplus_grad),
 ]}
 
 OPTABLE: dict[str, OpSpec] = {s.op: s for s in _SPECS}

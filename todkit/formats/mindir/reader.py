@@ -283,7 +283,10 @@ class _Reader:
             pos, first = kept[0] if kept else (0, None)
             item = isinstance(first, _Tuple)
             return [(pos, j if item else None, origin(v)) for j, v in enumerate(node.inputs)]
-        return [(kept[j][0], None, origin(v)) for j, v in enumerate(node.inputs)]
+        # A lowering's node may read more values than the file's node has inputs (Mish(x) read
+        # as Mul(x, Tanh(Softplus(x)))): those come from nodes the lowering made, not from a
+        # file input, and get no slot.
+        return [(kept[j][0], None, origin(v)) for j, v in enumerate(node.inputs[:len(kept)])]
 
     def ref(self, name: str) -> Ref:
         return self.refs.get(name, ("value", name))

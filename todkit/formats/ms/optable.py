@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from todkit.formats.ms import schema
 
 ACT = schema.ENUMS["ActivationType"][1]
@@ -246,6 +248,25 @@ def _masks_to_ms(a: dict, ins) -> dict:
     return {m: int(a[m]) for m in _MASK_NAMES}
 
 
+def _prelu_to_ir(ms: dict, ins) -> dict:
+    # Lite runs PReLUFusion in the layout its input is tagged with (nnacl GetChannel): a 4-D
+    # NHWC input has its channels last; 2-D inputs have them on axis 1 either way.
+    four_d = len(ins[0].type.shape) == 4
+    return {"data_format": "NHWC" if four_d and ins[0].format == "NHWC" else "NCHW"}
+
+
+def _prelu_to_ms(a: dict, ins) -> dict:
+    # nnacl's PRelu applies a per-channel slope along the innermost axis and finds the channel
+    # count only for 2-D and 4-D inputs (GetChannel): other forms have no Lite spelling.
+    x, w = ins[0].type.shape, ins[1].type.shape
+    shared = int(np.prod(w)) == 1
+    if not shared and not (len(x) == 2 or (len(x) == 4 and a["data_format"] == "NHWC")):
+        raise ValueError(f"PReLU with {int(np.prod(w))} slopes on a {len(x)}-D "
+                         f"{a['data_format']} input has no Lite form (its kernel takes "
+                         "per-channel slopes on 2-D and NHWC 4-D inputs)")
+    return {"channel_shared": shared}
+
+
 @dataclass(frozen=True)
 class ConstInput:
     """An IR attribute the file passes as a constant int32 input at ``index``."""
@@ -458,6 +479,12 @@ ROWS: tuple[Row, ...] = (
         lambda ms, ins: {"num_groups": int(ms["num_groups"]), "epsilon": float(ms["epsilon"])},
         lambda a, ins: {"num_groups": int(a["num_groups"]), "epsilon": float(a["epsilon"]),
                         "affine": True}),
+    # -- nn.PReLU, nn.Mish (tests/fixtures/reference: prelu_momentum, mish_momentum) ----------
+    # Softplus is Lite's activation (Mish is written as Softplus / Tanh / Mul); PReLU is
+    # PReLUFusion with the slope as input 1. PReLUGrad and Dropout2D have no Lite kernel: the
+    # converter writes them as other ops (converter/lite_forms.py).
+    _act("Softplus", "Activation", "SOFTPLUS"),
+    Row("PReLU", "PReLUFusion", _prelu_to_ir, _prelu_to_ms),
 )
 
 BY_IR: dict[str, Row] = {r.ir: r for r in ROWS if r.write}

@@ -216,6 +216,8 @@ PRIMITIVE_TABLES: dict[str, list[Field]] = {
     # nn.GroupNorm's forward (tag 211; nnacl's kernel reads x, gamma, beta whatever affine says)
     "GroupNormFusion": [F("num_groups", "long", 0), F("epsilon", "float", 1e-5),
                         F("affine", "bool", True)],
+    # nn.PReLU (ops.fbs: the slope is input 1; nnacl also shares it when it has one value)
+    "PReLUFusion": [F("channel_shared", "bool", False)],
 }
 
 TABLES: dict[str, list[Field]] = {
