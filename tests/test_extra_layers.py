@@ -1,6 +1,6 @@
 """nn.Embedding, nn.BCEWithLogitsLoss, nn.SiLU and nn.AdaptiveAvgPool2d(1) as MindSpore 2.10
 exports them: how the reader takes their ops (opset/extra_layers.py and the lowerings in
-formats/mindir/optable.LOWERED), what the lowered forms compute, how the .ms carries them,
+formats/mindir/lowered.LOWERED), what the lowered forms compute, how the .ms carries them,
 and which variants fail with a clear error. tests/test_reference_runs.py trains the real
 exports (tests/fixtures/reference/{embedding, bce_logits, bce_logits_weights, silu,
 adaptive_avgpool}_momentum) against MindSpore's numbers."""
@@ -17,7 +17,7 @@ from todkit.converter.convert import convert
 from todkit.core import dtypes
 from todkit.core.errors import NotSupportedError
 from todkit.formats import mindir, ms
-from todkit.formats.mindir.optable import LOWERED
+from todkit.formats.mindir.lowered import LOWERED
 from todkit.formats.mindir.schema import load_model
 from todkit.formats.ms import optable as ms_optable
 from todkit.ir.graph import Graph, TensorType

@@ -20,7 +20,7 @@ from todkit.converter.lite_forms import group_norm_grads_with_lite_ops
 from todkit.core import dtypes
 from todkit.core.errors import InferShapeError, NotSupportedError
 from todkit.formats import mindir, ms
-from todkit.formats.mindir.optable import LOWERED
+from todkit.formats.mindir.lowered import LOWERED
 from todkit.formats.mindir.schema import load_model
 from todkit.formats.ms import optable as ms_optable
 from todkit.ir.graph import Graph, TensorType

@@ -127,7 +127,7 @@ def test_matmul_ext_is_matmul_for_2d_operands_and_batch_matmul_otherwise():
 
 
 def _lowered(op, shapes, rng):
-    from todkit.formats.mindir.optable import LOWERED
+    from todkit.formats.mindir.lowered import LOWERED
     g = Graph(op)
     vals = [g.add_input(f"in{i}", TensorType(s, dtypes.float32)) for i, s in enumerate(shapes)]
     node = LOWERED[op].lower(g, vals, {}, f"Default/{op}-op0")

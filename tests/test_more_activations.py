@@ -1,5 +1,5 @@
 """nn.PReLU, nn.Mish and nn.Dropout2d beyond the reference runs (todkit/opset/more_activations.py,
-converter/lite_forms.py, formats/mindir/optable.LOWERED).
+converter/lite_forms.py, formats/mindir/lowered.LOWERED).
 
 - Mish, Softplus and their gradients as 2.10 exports them, against numbers MindSpore 2.10's CPU
   kernels gave for the same inputs (large and small ones included);
@@ -24,7 +24,7 @@ from todkit.converter.lite_forms import spell_for_lite
 from todkit.core import dtypes
 from todkit.core.errors import NotSupportedError
 from todkit.formats import mindir, ms
-from todkit.formats.mindir.optable import read_spec
+from todkit.formats.mindir.lowered import read_spec
 from todkit.formats.ms.optable import BY_IR
 from todkit.ir.graph import Graph, TensorType
 from todkit.opset.interpret import interpret

@@ -535,11 +535,11 @@ NO_MINDIR: dict[str, str] = {
     # between tensors, which OpSpec cannot place yet (tests/test_mindir_forms.py).
     "OneHot": "attribute-inputs interleaved with tensor inputs",
     # MindSpore's FillV2 takes the shape (an attribute-input) before the value (a tensor);
-    # files are read through optable.LOWERED, and todkit's own graphs never make one.
+    # files are read through lowered.LOWERED, and todkit's own graphs never make one.
     "FillV2": "attribute-input before the tensor input",
     "GatherD": "attribute-input (dim) between the tensor inputs",
     # MindSpore writes GroupNorm(x, num_groups, gamma, beta, eps); todkit writes it in the
-    # generic form and reads both (optable.LOWERED; tests/test_group_norm.py round-trips it).
+    # generic form and reads both (lowered.LOWERED; tests/test_group_norm.py round-trips it).
     "GroupNorm": "attribute-input (num_groups) between the tensor inputs",
 }
 NO_MS: dict[str, str] = {

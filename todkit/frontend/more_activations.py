@@ -7,7 +7,7 @@
   name='a')``, so it is named ``<cell path>.w`` inside a net, ``a`` alone). 2.10's graph is
   the PReLU primitive and, as its gradient, PReLUGrad.
 - ``Mish()``: x * tanh(softplus(x)). MindSpore exports a Mish primitive, which Lite lacks and
-  todkit reads as these three ops (formats/mindir/optable.LOWERED); built from them here, its
+  todkit reads as these three ops (formats/mindir/lowered.LOWERED); built from them here, its
   gradient is the one 2.10 exports (Softplus, Tanh, TanhGrad, SoftplusGrad as dy * sigmoid).
 """
 

@@ -5,7 +5,7 @@
   x * sigmoid(x) too). Lite has no gradient kernel for it: its ``ActivationGrad`` kernel
   (fp32_grad/activation_grad.cc) takes RELU, RELU6, LEAKY_RELU, SIGMOID, TANH, HSWISH,
   HSIGMOID, ELU and GELU only, and nnacl's fp32_grad has no SwishGrad. So the gradient (and
-  2.10's own ``SiLUGrad(dout, x)``, read through ``formats/mindir/optable.LOWERED``) is
+  2.10's own ``SiLUGrad(dout, x)``, read through ``formats/mindir/lowered.LOWERED``) is
   spelled with ops Lite has: the gradient of x * Sigmoid(x) as the chain rule gives it,
   ``dout * s + SigmoidGrad(s, dout * x)`` with s = Sigmoid(x), which is
   dout * (s + x s (1 - s)), MindSpore's SiLUGrad.

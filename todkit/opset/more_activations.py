@@ -8,7 +8,7 @@
   (true value 6e-8) and is off by a few units of 1e-7 near there; Lite's nnacl kernel computes
   log1p(exp(x)) with exp clamped at x = 88.7, so it saturates at 88.7 for larger x.
 - nn.Mish has no op here: Lite has no MISH activation, so 2.10's ``Mish(x)`` is read as
-  ``x * Tanh(Softplus(x))`` (formats/mindir/optable.LOWERED), which is also the form of
+  ``x * Tanh(Softplus(x))`` (formats/mindir/lowered.LOWERED), which is also the form of
   2.10's own Mish gradient (Softplus, Tanh, TanhGrad, SoftplusGrad) and of todkit's nn.Mish.
   MindSpore 2.10's CPU Mish kernel returns NaN for x > 44.36 (its tanh overflows); todkit's
   form gives x there, the true value.

@@ -19,14 +19,13 @@ import numpy as np
 
 from todkit.core.errors import GraphFileError, NotSupportedError, OpNotFoundError, TodkitError
 from todkit.formats.mindir.cnodes import CNodeRecord, FileCNode, Ref, attach
+from todkit.formats.mindir.lowered import LOWERED, read_spec
 from todkit.formats.mindir.optable import (
     ALIASES,
-    LOWERED,
     PLUMBING,
     OpSpec,
     generic_spec,
     mutated_inputs,
-    read_spec,
 )
 from todkit.formats.mindir.schema import AttrType, load_model, parse_model, pb
 from todkit.formats.mindir.values import (
