@@ -496,7 +496,7 @@ def runs():
             opt_desc={"type": "nn.Adam", "learning_rate": 0.01, "beta1": 0.9, "beta2": 0.999,
                       "eps": 1e-8, "weight_decay": 0.0, "use_nesterov": False}),
         # nn.Embedding, nn.BCEWithLogitsLoss, nn.SiLU, nn.AdaptiveAvgPool2d(1)
-        # (todkit/opset/extra_layers.py, formats/mindir/optable.LOWERED)
+        # (todkit/opset/extra_layers.py, formats/mindir/lowered.LOWERED)
         "embedding_momentum": dict(
             net=EmbeddingNet, loss=SPARSE_MEAN, data=lambda: token_batches(23), steps=16,
             **momentum),

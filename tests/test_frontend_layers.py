@@ -230,3 +230,29 @@ def test_user_construct_ops(call, ops, ref):
 def test_matmul_operator():
     w = RNG.standard_normal((5, 3)).astype(np.float32)
     np.testing.assert_allclose((t(V) @ t(w)).asnumpy(), V @ w, rtol=1e-5)
+
+
+def test_hsigmoid_silu_embedding_and_dropout2d():
+    x = RNG.standard_normal((2, 3, 4, 4)).astype(np.float32) * 4
+    np.testing.assert_allclose(nn.HSigmoid()(t(x)).asnumpy(), np.clip(x + 3, 0, 6) / 6,
+                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(nn.SiLU()(t(x)).asnumpy(), x / (1 + np.exp(-x)), rtol=1e-5,
+                               atol=1e-6)
+    emb = nn.Embedding(7, 3)
+    ids = np.array([[1, 6], [0, 1]], np.int32)
+    out = emb(M.Tensor(ids)).asnumpy()
+    assert out.shape == (2, 2, 3)
+    np.testing.assert_array_equal(out, emb.embedding_table.asnumpy()[ids])
+    with pytest.raises(NotImplementedError, match="padding_idx"):
+        nn.Embedding(7, 3, padding_idx=0)
+    drop = nn.Dropout2d(p=0.5)
+    drop.set_train(False)
+    np.testing.assert_array_equal(drop(t(x)).asnumpy(), x)
+    drop.set_train(True)
+    y = drop(t(x)).asnumpy()
+    for n in range(2):  # each (sample, channel) plane is dropped or kept and scaled, whole
+        for c in range(3):
+            plane = y[n, c]
+            assert np.all(plane == 0) or np.allclose(plane, x[n, c] * 2, rtol=1e-6)
+    with pytest.raises(ValueError, match="NCHW"):
+        drop(t(x[0]))

@@ -29,6 +29,17 @@ class ActMLP(nn.Cell):
         return self.fc2(self.act(self.fc1(x)))
 
 
+class EmbeddingNet(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(20, 4)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Dense(12, 5)
+
+    def construct(self, x):
+        return self.fc(self.flatten(self.embed(x)))
+
+
 class LayerNormMLP(nn.Cell):
     def __init__(self):
         super().__init__()
@@ -93,6 +104,8 @@ RUNS = {
     "softmax_logsoftmax_momentum": (GatedLogSoftmax, SPARSE, MOMENTUM),
     "layernorm_adam": (LayerNormMLP, SPARSE, lambda p: nn.Adam(p, learning_rate=0.01)),
     "cross_entropy_momentum": (lambda: ActMLP(nn.ReLU()), nn.CrossEntropyLoss, MOMENTUM),
+    "silu_momentum": (lambda: ActMLP(nn.SiLU()), SPARSE, MOMENTUM),
+    "embedding_momentum": (EmbeddingNet, SPARSE, MOMENTUM),
     "nll_logsoftmax_momentum": (lambda: nn.SequentialCell([ActMLP(nn.ReLU()), nn.LogSoftmax()]),
                                 nn.NLLLoss, MOMENTUM),
     "groupnorm_momentum": (GroupNormNet, SPARSE, MOMENTUM),

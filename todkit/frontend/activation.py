@@ -1,5 +1,6 @@
 """Activation layers beyond ReLU/Sigmoid/Tanh (layers.py), as in MindSpore 2.x's
-nn/layer/activation.py: ReLU6, GELU (tanh approximation, ``GeLU``), HSwish, ELU (``Elu``),
+nn/layer/activation.py: ReLU6, GELU (tanh approximation, ``GeLU``), HSwish, HSigmoid, SiLU,
+ELU (``Elu``),
 LeakyReLU (Maximum of x and alpha * x, as MindSpore builds it), Softmax, LogSoftmax."""
 
 from __future__ import annotations
@@ -40,6 +41,26 @@ class HSwish(Cell):
 
     def construct(self, x):
         return self.hswish(x)
+
+
+class HSigmoid(Cell):
+    def __init__(self):
+        super().__init__()
+        self.hsigmoid = P.HSigmoid()
+
+    def construct(self, x):
+        return self.hsigmoid(x)
+
+
+class SiLU(Cell):
+    """x * sigmoid(x), MindSpore's ``SiLU`` primitive (Lite's swish activation)."""
+
+    def __init__(self):
+        super().__init__()
+        self.silu = P.SiLU()
+
+    def construct(self, x):
+        return self.silu(x)
 
 
 class ELU(Cell):

@@ -1,6 +1,7 @@
 """``nn.Dropout(keep_prob=0.5, p=None)`` as MindSpore 2.x: ``p`` (drop probability) wins over
 the deprecated ``keep_prob``; the layer is the identity unless the cell is in training mode,
-and then it is the ``Dropout`` primitive (output 0; output 1 is the mask)."""
+and then it is the ``Dropout`` primitive (output 0; output 1 is the mask). ``nn.Dropout2d(p)``
+drops whole channels of an NCHW input, the ``Dropout2D`` primitive, the same way."""
 
 from __future__ import annotations
 
@@ -30,3 +31,22 @@ class Dropout(Cell):
 
     def extend_repr(self) -> str:
         return f"keep_prob={self.keep_prob}" if self.p is None else f"p={self.p}"
+
+
+class Dropout2d(Cell):
+    def __init__(self, p=0.5):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
+            raise ValueError(f"Dropout2d: p must be a number in [0, 1), got {p!r}")
+        self.p = float(p)
+        self.dropout = P.Dropout2D(1.0 - self.p)
+
+    def construct(self, x):
+        if len(x.shape) != 4:
+            raise ValueError(f"Dropout2d: the input must be NCHW 4-D, got {list(x.shape)}")
+        if not self.training or self.p == 0:
+            return x
+        return self.dropout(x)[0]
+
+    def extend_repr(self) -> str:
+        return f"p={self.p}"

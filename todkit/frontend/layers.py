@@ -8,7 +8,17 @@ import numbers
 
 from todkit.core import dtypes
 from todkit.frontend import primitives as P
-from todkit.frontend.activation import ELU, GELU, HSwish, LeakyReLU, LogSoftmax, ReLU6, Softmax
+from todkit.frontend.activation import (
+    ELU,
+    GELU,
+    HSigmoid,
+    HSwish,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU6,
+    SiLU,
+    Softmax,
+)
 from todkit.frontend.cell import Cell
 from todkit.frontend.initializer import HeUniform, Uniform, _fans, initializer
 from todkit.frontend.parameter import Parameter
@@ -44,7 +54,7 @@ class Tanh(Cell):
 # MindSpore's ``nn.get_activation`` names for the activations todkit has.
 _ACTIVATIONS = {"relu": ReLU, "relu6": ReLU6, "sigmoid": Sigmoid, "tanh": Tanh, "gelu": GELU,
                 "hswish": HSwish, "softmax": Softmax, "logsoftmax": LogSoftmax, "elu": ELU,
-                "leakyrelu": LeakyReLU}
+                "leakyrelu": LeakyReLU, "hsigmoid": HSigmoid, "silu": SiLU}
 
 
 def get_activation(name):

@@ -302,10 +302,12 @@ from todkit.frontend.primitives_ext import (  # noqa: E402
     Cast,
     Concat,
     Dropout,
+    Dropout2D,
     Elu,
     Exp,
     Gather,
     GeLU,
+    HSigmoid,
     HSwish,
     LayerNorm,
     Log,
@@ -321,6 +323,7 @@ from todkit.frontend.primitives_ext import (  # noqa: E402
     ReduceSum,
     ReLU6,
     SigmoidCrossEntropyWithLogits,
+    SiLU,
     SmoothL1Loss,
     Softmax,
     Sqrt,
@@ -329,7 +332,8 @@ from todkit.frontend.primitives_ext import (  # noqa: E402
 )
 
 EXTENDED = (GELU, Abs, AdamWeightDecay, AvgPool, BatchNorm, BCEWithLogitsLoss, BinaryCrossEntropy,
-            Cast, Concat, Dropout, Elu, Exp, Gather, GeLU, HSwish, LayerNorm, Log, LogSoftmax,
+            Cast, Concat, Dropout, Dropout2D, Elu, Exp, Gather, GeLU, HSigmoid, HSwish, LayerNorm,
+            Log, LogSoftmax,
             Maximum, Minimum,
             Neg, NLLLoss, OneHot, Pad, Pow, ReduceMean, ReduceSum, ReLU6,
-            SigmoidCrossEntropyWithLogits, SmoothL1Loss, Softmax, Sqrt, Square, Squeeze)
+            SigmoidCrossEntropyWithLogits, SiLU, SmoothL1Loss, Softmax, Sqrt, Square, Squeeze)

@@ -40,6 +40,14 @@ class HSwish(_NoAttrs):
     pass
 
 
+class HSigmoid(_NoAttrs):
+    pass
+
+
+class SiLU(_NoAttrs):
+    pass
+
+
 class Exp(_NoAttrs):
     pass
 
@@ -200,6 +208,15 @@ class AvgPool(Primitive):
             raise ValueError(f"AvgPool pad_mode must be 'valid' or 'same', got {pad_mode!r}")
         super().__init__(kernel_size=_pair(kernel_size, "kernel_size"),
                          strides=_pair(strides, "strides"), pad_mode=pad_mode, format="NCHW")
+
+
+class Dropout2D(Primitive):
+    """``Dropout2D(keep_prob=0.5)(x) -> (y, mask)``: whole (sample, channel) planes dropped."""
+
+    def __init__(self, keep_prob=0.5):
+        if not 0.0 < float(keep_prob) <= 1.0:
+            raise ValueError(f"Dropout2D keep_prob must be in (0, 1], got {keep_prob}")
+        super().__init__(keep_prob=float(keep_prob))
 
 
 class Dropout(Primitive):

@@ -1,8 +1,19 @@
 """MindSpore's ``mindspore.nn`` names, implemented in ``todkit.frontend``."""
 
-from todkit.frontend.activation import ELU, GELU, HSwish, LeakyReLU, LogSoftmax, ReLU6, Softmax
+from todkit.frontend.activation import (
+    ELU,
+    GELU,
+    HSigmoid,
+    HSwish,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU6,
+    SiLU,
+    Softmax,
+)
 from todkit.frontend.cell import Cell, CellList, SequentialCell
-from todkit.frontend.dropout import Dropout
+from todkit.frontend.dropout import Dropout, Dropout2d
+from todkit.frontend.embedding import Embedding
 from todkit.frontend.group_norm import GroupNorm
 from todkit.frontend.layers import (
     Conv2d,
@@ -49,8 +60,11 @@ __all__ = [
     "CrossEntropyLoss",
     "Dense",
     "Dropout",
+    "Dropout2d",
+    "Embedding",
     "Flatten",
     "GroupNorm",
+    "HSigmoid",
     "HSwish",
     "L1Loss",
     "LayerNorm",
@@ -67,6 +81,7 @@ __all__ = [
     "ReLU",
     "ReLU6",
     "SequentialCell",
+    "SiLU",
     "Sigmoid",
     "SmoothL1Loss",
     "Softmax",
