@@ -40,6 +40,19 @@ class EmbeddingNet(nn.Cell):
         return self.fc(self.flatten(self.embed(x)))
 
 
+class TransposedConvNet(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, pad_mode="same")
+        self.up = nn.Conv2dTranspose(4, 4, 2, stride=2, has_bias=True)
+        self.relu = nn.ReLU()
+        self.flatten = nn.Flatten()
+        self.fc = nn.Dense(4 * 16 * 16, 5)
+
+    def construct(self, x):
+        return self.fc(self.flatten(self.relu(self.up(self.relu(self.conv(x))))))
+
+
 class LayerNormMLP(nn.Cell):
     def __init__(self):
         super().__init__()
@@ -106,6 +119,7 @@ RUNS = {
     "cross_entropy_momentum": (lambda: ActMLP(nn.ReLU()), nn.CrossEntropyLoss, MOMENTUM),
     "silu_momentum": (lambda: ActMLP(nn.SiLU()), SPARSE, MOMENTUM),
     "embedding_momentum": (EmbeddingNet, SPARSE, MOMENTUM),
+    "conv_transpose_adam": (TransposedConvNet, SPARSE, lambda p: nn.Adam(p, learning_rate=0.01)),
     "nll_logsoftmax_momentum": (lambda: nn.SequentialCell([ActMLP(nn.ReLU()), nn.LogSoftmax()]),
                                 nn.NLLLoss, MOMENTUM),
     "groupnorm_momentum": (GroupNormNet, SPARSE, MOMENTUM),

@@ -12,6 +12,7 @@ from todkit.frontend.activation import (
     Softmax,
 )
 from todkit.frontend.cell import Cell, CellList, SequentialCell
+from todkit.frontend.conv_transpose import Conv2dTranspose
 from todkit.frontend.dropout import Dropout, Dropout2d
 from todkit.frontend.embedding import Embedding
 from todkit.frontend.group_norm import GroupNorm
@@ -57,6 +58,7 @@ __all__ = [
     "Cell",
     "CellList",
     "Conv2d",
+    "Conv2dTranspose",
     "CrossEntropyLoss",
     "Dense",
     "Dropout",

@@ -983,6 +983,23 @@ class Conv2DBackpropInput(OpDef):
         return conv_workspace(_sizes(a, "input_sizes"), ins[1].shape, a, ins[0].dtype,
                               taps=False)
 
+    def grad(g, node, douts):
+        # In a forward pass this op is a transposed convolution (nn.Conv2dTranspose, which
+        # MindSpore exports as Conv2DTranspose): its first input's gradient is the
+        # convolution it transposes, Conv2D(dout, w), and its weight's the filter gradient
+        # with the roles swapped, Conv2DBackpropFilter(x, dout), as MindSpore's bprop.
+        (dz,) = douts
+        x, w = node.inputs
+        lay = Layout(node.attrs["format"])
+        dx = dw = None
+        if g.wants(x):
+            dx = g.emit("Conv2D", [dz, w], **_conv_attrs(node))
+        if g.wants(w):
+            o, (kh, kw) = w.type.shape[0], lay.weight_kernel(w.type.shape)
+            oihw = (o, lay.weight_in_channels(w.type.shape), kh, kw)
+            dw = g.emit("Conv2DBackpropFilter", [x, dz], **_conv_attrs(node, filter_sizes=oihw))
+        return [dx, dw]
+
 
 @op
 class Conv2DBackpropFilter(OpDef):
