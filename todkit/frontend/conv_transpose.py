@@ -7,14 +7,11 @@ minus the two paddings."""
 
 from __future__ import annotations
 
-import math
 import numbers
 
 from todkit.core import dtypes
-from todkit.frontend import primitives as P
 from todkit.frontend.cell import Cell
-from todkit.frontend.initializer import HeUniform, Uniform, _fans, initializer
-from todkit.frontend.parameter import Parameter
+from todkit.frontend.layers import conv_parameters
 from todkit.frontend.primitives import run, same_pads
 
 
@@ -44,15 +41,8 @@ class Conv2dTranspose(Cell):
         self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
         self.dilation, self.group = _pair(dilation), int(group)
         self.pad_mode, self.pad, self.has_bias = pad_mode, pad, bool(has_bias)
-        shape = [in_channels, out_channels // group, *self.kernel_size]
-        if weight_init is None:
-            weight_init = HeUniform(math.sqrt(5))
-        self.weight = Parameter(initializer(weight_init, shape, dtype), name="weight")
-        if self.has_bias:
-            if bias_init is None:
-                bias_init = Uniform(1 / math.sqrt(_fans(shape)[0]))
-            self.bias = Parameter(initializer(bias_init, [out_channels], dtype), name="bias")
-            self.bias_add = P.BiasAdd()
+        conv_parameters(self, [in_channels, out_channels // group, *self.kernel_size],
+                        out_channels, weight_init, bias_init, dtype)
 
     def _extent(self, size: int, axis: int) -> int:
         k, s, d = self.kernel_size[axis], self.stride[axis], self.dilation[axis]

@@ -127,6 +127,19 @@ def _pair(v):
     return (int(v), int(v)) if isinstance(v, numbers.Integral) else tuple(int(d) for d in v)
 
 
+def conv_parameters(cell, shape, out_channels, weight_init, bias_init, dtype) -> None:
+    """A convolution layer's ``weight`` of ``shape`` (HeUniform(sqrt(5)) by default) and, when
+    ``cell.has_bias``, its ``bias`` (U(+-1/sqrt(fan_in))) and BiasAdd, as MindSpore's _Conv."""
+    if weight_init is None:
+        weight_init = HeUniform(math.sqrt(5))
+    cell.weight = Parameter(initializer(weight_init, shape, dtype), name="weight")
+    if cell.has_bias:
+        if bias_init is None:
+            bias_init = Uniform(1 / math.sqrt(_fans(shape)[0]))
+        cell.bias = Parameter(initializer(bias_init, [out_channels], dtype), name="bias")
+        cell.bias_add = P.BiasAdd()
+
+
 class Conv2d(Cell):
     """MindSpore 2.x ``nn.Conv2d``: pad_mode 'same' by default, no bias by default,
     weight [out, in/group, kh, kw] from HeUniform(sqrt(5)), bias U(+-1/sqrt(fan_in))."""
@@ -142,15 +155,8 @@ class Conv2d(Cell):
         self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
         self.dilation, self.group = _pair(dilation), int(group)
         self.pad_mode, self.padding, self.has_bias = pad_mode, padding, bool(has_bias)
-        shape = [out_channels, in_channels // group, *self.kernel_size]
-        if weight_init is None:
-            weight_init = HeUniform(math.sqrt(5))
-        self.weight = Parameter(initializer(weight_init, shape, dtype), name="weight")
-        if self.has_bias:
-            if bias_init is None:
-                bias_init = Uniform(1 / math.sqrt(_fans(shape)[0]))
-            self.bias = Parameter(initializer(bias_init, [out_channels], dtype), name="bias")
-            self.bias_add = P.BiasAdd()
+        conv_parameters(self, [out_channels, in_channels // group, *self.kernel_size],
+                        out_channels, weight_init, bias_init, dtype)
         self.conv2d = P.Conv2D(out_channel=out_channels, kernel_size=self.kernel_size,
                                mode=1, pad_mode=pad_mode, pad=padding, stride=self.stride,
                                dilation=self.dilation, group=group, data_format=data_format)
