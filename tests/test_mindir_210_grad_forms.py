@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from todkit.converter.lite_forms import sign_products_as_abs_grad
 from todkit.core import dtypes
@@ -221,3 +222,24 @@ def test_a_batched_matmul_fusion_with_a_bias_reads_as_a_bias_on_the_last_axis(tm
     xs = np.linspace(-2, 2, 24, dtype=np.float32).reshape(2, 3, 4)
     (got,) = interpret(back, {back.inputs[0]: xs}, outputs=back.outputs)
     np.testing.assert_allclose(got, xs @ w.data + bias, rtol=1e-6)
+
+
+def test_a_form_a_lowering_does_not_take_is_refused_naming_the_file_and_node():
+    """tile.mindir's SumExt patched to sum into float64 (a casting sum, which todkit does not
+    read): NotSupportedError naming the file and the node, not a generic read failure."""
+    from todkit.core.errors import NotSupportedError
+    from todkit.formats.mindir import reader, schema
+
+    forms = Path(__file__).resolve().parent / "fixtures" / "mindir_forms"
+    m = schema.load_model(str(forms / "tile.mindir"))
+    prims = {p.name: p.op_type for p in m.primitives}
+    sum_ext = next(n for n in m.graph.node
+                   if n.op_type.startswith("REF::") and prims[n.op_type[5:]] == "SumExt")
+    const = next(n for n in m.graph.node if n.op_type == "Constant"
+                 and (n.output[0] if n.output else n.name) == sum_ext.input[3])
+    next(a for a in const.attribute if a.name == "value").i = 44  # TypeId float64
+    with pytest.raises(NotSupportedError) as e:
+        reader.read_bytes(m.SerializeToString(), "tile_f64.mindir")
+    message = str(e.value)
+    assert message.startswith("tile_f64.mindir: node ") and "SumExt-op0" in message
+    assert "casting sums are not supported" in message

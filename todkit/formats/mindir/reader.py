@@ -262,6 +262,11 @@ class _Reader:
             if str(e).startswith(self.path):
                 raise
             raise type(e)(f"{self.path}: {e}") from None
+        except (ValueError, NotImplementedError) as e:
+            if spec.lower is None:
+                raise
+            # a lowering met a form of the op it does not take (its message says which)
+            raise NotSupportedError(f"{self.path}: {where}: {e}") from None
         cnode.ir_node = node.name
         cnode.data_slots = self.data_slots(node, kept, spec.tuple_input)
         shape = next((a for a in n.attribute if a.name == "shape"), None)
