@@ -38,3 +38,28 @@ def test_without_a_mutation_the_walk_is_inputs_first():
     g.nodes = [m, a, out]
     order_like_exporter(g)
     assert [n.name for n in g.nodes] == ["a", "m", "add"]
+
+
+def test_without_train_model_a_dropout_whose_mask_is_read_stays(tmp_path):
+    """A train MINDIR converted with --trainModel=false: Dropout is removed only where nothing
+    reads its mask (the reference run's DropoutGrad reads it: removing it left an invalid
+    graph, "input ... is not produced before it")."""
+    from pathlib import Path
+
+    from todkit.converter.convert import convert
+    from todkit.formats import ms
+
+    run = Path(__file__).resolve().parent / "fixtures" / "reference" / "depthwise_avgpool_dropout"
+    g = ms.read(convert(str(run / "train.mindir"), str(tmp_path / "m"), False)).graph
+    ops = g.op_counts()
+    assert ops["Dropout"] == 1 and ops["DropoutGrad"] == 1
+
+
+def test_without_train_model_an_unread_mask_lets_dropout_go(tmp_path):
+    from todkit.converter.convert import lite_passes
+
+    g = Graph("infer")
+    x = g.add_input("x", TensorType((2, 3), dtypes.float32))
+    y, _mask = emit(g, "Dropout", [x], {"keep_prob": 0.5}).outputs
+    g.outputs = [emit(g, "ReLU", [y]).outputs[0]]
+    assert [n.op for n in lite_passes(g, False).nodes] == ["ReLU"]

@@ -26,8 +26,10 @@ def lite_passes(graph: Graph, train_model: bool) -> Graph:
 
     if not train_model:
         # Without --trainModel the real converter removes Dropout; an inference graph has
-        # nothing else to prune here.
-        dropouts = [n for n in graph.nodes if n.op == "Dropout"]
+        # nothing else to prune here. A Dropout whose mask something reads (a train graph's
+        # DropoutGrad) stays: removing it left that reader without its input.
+        dropouts = [n for n in graph.nodes if n.op == "Dropout"
+                    and not any(v.users or v in graph.outputs for v in n.outputs[1:])]
         for n in dropouts:
             graph.replace_uses(n.outputs[0], n.inputs[0])
         graph.remove_nodes(dropouts)
