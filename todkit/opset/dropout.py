@@ -15,7 +15,8 @@ import numpy as np
 from todkit.opset.registry import OpDef, op
 
 
-def _check_keep(a):
+def check_keep(a) -> float:
+    """keep_prob of Dropout's attributes (Dropout2D's too), checked to be in (0, 1]."""
     keep = float(a["keep_prob"])
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"keep_prob must be in (0, 1], got {keep}")
@@ -28,14 +29,14 @@ class Dropout(OpDef):
 
     def infer(ins, a):
         (x,) = ins
-        _check_keep(a)
+        check_keep(a)
         if x.dtype.np.kind != "f":
             raise ValueError(f"needs a float input, got {x.dtype.name}")
         return [x, x]
 
     def kernel(ins, outs, a, rt):
         x, (y, mask) = ins[0], outs
-        keep = _check_keep(a)
+        keep = check_keep(a)
         if rt is not None and rt.training and keep < 1.0:
             np.less(rt.rng.random(x.shape), keep, out=mask, casting="unsafe")
             np.multiply(x, mask, out=y)
@@ -66,4 +67,4 @@ class DropoutGrad(OpDef):
 
     def kernel(ins, outs, a, rt):
         np.multiply(ins[0], ins[1], out=outs[0])
-        outs[0] *= outs[0].dtype.type(1.0 / _check_keep(a))
+        outs[0] *= outs[0].dtype.type(1.0 / check_keep(a))

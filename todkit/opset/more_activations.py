@@ -36,6 +36,7 @@ import numpy as np
 
 from todkit.core import dtypes
 from todkit.ir.graph import TensorType
+from todkit.opset.dropout import check_keep
 from todkit.opset.registry import OpDef, op
 from todkit.opset.rules import float_like
 
@@ -198,13 +199,6 @@ def prelu_grad_for_lite(make: Make, const: Const, dy, x, w, data_format: str = "
 
 
 # -- Dropout2D --------------------------------------------------------------------------------
-def _keep_prob(a) -> float:
-    keep = float(a["keep_prob"])
-    if not 0.0 < keep <= 1.0:
-        raise ValueError(f"keep_prob must be in (0, 1], got {keep}")
-    return keep
-
-
 @op
 class Dropout2D(OpDef):
     """x NCHW -> (y, mask bool): whole (sample, channel) planes kept with probability
@@ -214,7 +208,7 @@ class Dropout2D(OpDef):
 
     def infer(ins, a):
         (x,) = ins
-        _keep_prob(a)
+        check_keep(a)
         if x.dtype.np.kind != "f":
             raise ValueError(f"needs a float input, got {x.dtype.name}")
         if len(x.shape) != 4:
@@ -223,7 +217,7 @@ class Dropout2D(OpDef):
 
     def kernel(ins, outs, a, rt):
         x, (y, mask) = ins[0], outs
-        keep = _keep_prob(a)
+        keep = check_keep(a)
         if rt is not None and rt.training and keep < 1.0:
             # one draw per (sample, channel) plane, broadcast over H and W
             kept = (rt.rng.random(x.shape[:2]) < keep)[:, :, None, None]
@@ -239,7 +233,7 @@ class Dropout2D(OpDef):
         if not g.wants(x) or douts[0] is None:
             return [None]
         dt = x.type.dtype
-        scale = g.const(np.array(1.0 / _keep_prob(node.attrs), dt.np))
+        scale = g.const(np.array(1.0 / check_keep(node.attrs), dt.np))
         mask = g.emit("Cast", [node.outputs[1]], to=dt.ms_type_id)
         return [g.emit("Mul", [mask, g.emit("Mul", [douts[0], scale])])]
 
