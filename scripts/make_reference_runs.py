@@ -528,7 +528,7 @@ def runs():
         "groupnorm_momentum": dict(
             net=GroupNormNet, loss=SPARSE_MEAN, data=lambda: img8(33), steps=16, **momentum),
         # nn.PReLU, nn.Mish, nn.Dropout2d (todkit/opset/more_activations.py,
-        # formats/mindir/optable.LOWERED, converter/lite_forms.py)
+        # formats/mindir/lowered.LOWERED, converter/lite_forms.py)
         "prelu_momentum": dict(
             net=PReLUNet, loss=SPARSE_MEAN, data=lambda: img8(33), steps=16, **momentum),
         "mish_momentum": dict(
