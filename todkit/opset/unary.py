@@ -166,7 +166,8 @@ class Abs(OpDef):
 @op
 class Sign(OpDef):
     """-1, 0 or 1 by the sign of x (NaN stays NaN). MindSpore 2.10's L1Loss gradient is
-    Mul(dout, Sign(x)); the converter writes that pair as Lite's AbsGrad (converter/lite_forms.py)."""
+    Mul(dout, Sign(x)); the converter writes that pair as Lite's AbsGrad
+    (converter/lite_forms.py)."""
 
     infer = float_like
 
